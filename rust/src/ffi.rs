@@ -1,0 +1,316 @@
+//! The C ABI bound by `src/ffi.ts`. Every export catches panics, returns an
+//! `i32` status (0 = ok, else an [`ErrorKind`] code) and writes error
+//! messages into a caller-supplied buffer. Handles are boxed and freed by
+//! their `*_free` export.
+
+use crate::buffer::SharedBuffer;
+use crate::downsample;
+use crate::dtype::DType;
+use crate::error::{Error, ErrorKind, Result};
+use crate::progress::{Progress, COUNTER_COUNT};
+use crate::read::{self, Array};
+use crate::region::Request;
+use crate::spec::ArraySpec;
+use crate::store::FsStore;
+use crate::write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Version of this ABI; `src/ffi.ts` refuses a library with another.
+pub const ABI_VERSION: u32 = 1;
+
+/// Runs `f`, turning errors and panics into a status and a message.
+fn guarded(err: *mut u8, err_len: usize, f: impl FnOnce() -> Result<()>) -> i32 {
+    let error = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => return 0,
+        Ok(Err(e)) => e,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Error::new(ErrorKind::Internal, format!("internal error: {what}"))
+        }
+    };
+    write_message(err, err_len, &error.message);
+    error.kind as i32
+}
+
+/// Writes `message` as NUL-terminated UTF-8, cut at a character boundary.
+fn write_message(err: *mut u8, err_len: usize, message: &str) {
+    if err.is_null() || err_len == 0 {
+        return;
+    }
+    let mut end = message.len().min(err_len - 1);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    // SAFETY: the caller provides `err_len` writable bytes at `err`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(message.as_ptr(), err, end);
+        *err.add(end) = 0;
+    }
+}
+
+/// Borrows `len` elements at `ptr`; a null pointer is only valid when empty.
+///
+/// # Safety
+/// `ptr` must be valid for reads of `len` elements for the lifetime `'a`.
+unsafe fn slice<'a, T>(ptr: *const T, len: usize, what: &str) -> Result<&'a [T]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(Error::invalid(format!("{what} is null")));
+    }
+    Ok(std::slice::from_raw_parts(ptr, len))
+}
+
+/// Borrows the object behind a handle.
+///
+/// # Safety
+/// `ptr` must be null or a live handle of type `T`.
+unsafe fn handle<'a, T>(ptr: *const T, what: &str) -> Result<&'a T> {
+    ptr.as_ref()
+        .ok_or_else(|| Error::invalid(format!("{what} handle is null")))
+}
+
+fn store_out<T>(out: *mut *mut T, value: T) -> Result<()> {
+    if out.is_null() {
+        return Err(Error::invalid("output slot is null"));
+    }
+    // SAFETY: the caller provides one writable pointer slot at `out`.
+    unsafe { *out = Box::into_raw(Box::new(value)) };
+    Ok(())
+}
+
+/// The ABI version of this library.
+#[no_mangle]
+pub extern "C" fn tessera_abi_version() -> u32 {
+    ABI_VERSION
+}
+
+/// Opens an array: `root` is the UTF-8 path of its folder, `desc` its
+/// descriptor (see [`crate::spec`]) and `fill` its fill value bytes.
+/// Writes an array handle to `*out`.
+///
+/// # Safety
+/// Pointers must be valid for their lengths; `out` for one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_array_open(
+    root: *const u8,
+    root_len: usize,
+    desc: *const i64,
+    desc_len: usize,
+    fill: *const u8,
+    fill_len: usize,
+    out: *mut *mut Array,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        let root = std::str::from_utf8(slice(root, root_len, "root path")?)
+            .map_err(|_| Error::invalid("root path is not UTF-8"))?;
+        let spec = ArraySpec::decode(
+            slice(desc, desc_len, "descriptor")?,
+            slice(fill, fill_len, "fill value")?,
+        )
+        .map_err(|e| e.context(root))?;
+        store_out(
+            out,
+            Array {
+                store: FsStore::new(root),
+                spec,
+            },
+        )
+    })
+}
+
+/// Frees an array handle (null is ignored).
+///
+/// # Safety
+/// `array` must be null or a handle from [`tessera_array_open`], freed once.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_array_free(array: *mut Array) {
+    if !array.is_null() {
+        drop(Box::from_raw(array));
+    }
+}
+
+/// Reads a region (see [`Request::decode`] for `req`) into a new buffer,
+/// written to `*out`. `progress` may be null.
+///
+/// # Safety
+/// Pointers must be valid for their lengths and live for the call.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_read(
+    array: *const Array,
+    req: *const i64,
+    req_len: usize,
+    progress: *const Progress,
+    out: *mut *mut SharedBuffer,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        let array = handle(array, "array")?;
+        let request = Request::decode(slice(req, req_len, "request")?, &array.spec.shape)?;
+        let fallback = Progress::default();
+        let progress = progress.as_ref().unwrap_or(&fallback);
+        store_out(out, read::read(array, &request, progress)?)
+    })
+}
+
+/// Counts what reading a region would touch into `progress` (chunks,
+/// stored chunks, bytes and read operations), reading only shard indexes.
+///
+/// # Safety
+/// Pointers must be valid for their lengths and live for the call.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_explain(
+    array: *const Array,
+    req: *const i64,
+    req_len: usize,
+    progress: *const Progress,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        let array = handle(array, "array")?;
+        let request = Request::decode(slice(req, req_len, "request")?, &array.spec.shape)?;
+        read::explain(array, &request, handle(progress, "progress")?)
+    })
+}
+
+/// Writes `data` as the chunk-aligned box `[origin × rank, shape × rank]`.
+/// `progress` may be null.
+///
+/// # Safety
+/// Pointers must be valid for their lengths and live for the call.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_write_region(
+    array: *const Array,
+    data: *const u8,
+    data_len: usize,
+    region: *const i64,
+    region_len: usize,
+    progress: *const Progress,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        let array = handle(array, "array")?;
+        let words = slice(region, region_len, "write box")?;
+        let rank = array.spec.shape.len();
+        if words.len() != 2 * rank || words.iter().any(|&w| w < 0) {
+            return Err(Error::invalid(format!(
+                "write box {words:?} for rank {rank}"
+            )));
+        }
+        let words: Vec<u64> = words.iter().map(|&w| w as u64).collect();
+        let fallback = Progress::default();
+        let progress = progress.as_ref().unwrap_or(&fallback);
+        write::write_region(
+            array,
+            slice(data, data_len, "data")?,
+            &words[..rank],
+            &words[rank..],
+            progress,
+        )
+    })
+}
+
+/// Block-mean downsampling of a C-order array; `desc` is
+/// `[dtype, rank, shape × rank, factors × rank]`. Writes a buffer to `*out`.
+///
+/// # Safety
+/// Pointers must be valid for their lengths and live for the call.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_downsample(
+    data: *const u8,
+    data_len: usize,
+    desc: *const i64,
+    desc_len: usize,
+    out: *mut *mut SharedBuffer,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        let words = slice(desc, desc_len, "downsample descriptor")?;
+        let bad = || Error::invalid(format!("downsample descriptor {words:?}"));
+        let (&code, rest) = words.split_first().ok_or_else(bad)?;
+        let (&rank, dims) = rest.split_first().ok_or_else(bad)?;
+        if rank < 0 || dims.len() as i64 != 2 * rank || dims.iter().any(|&d| d < 0) {
+            return Err(bad());
+        }
+        let dims: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
+        let (shape, factors) = dims.split_at(rank as usize);
+        let data = slice(data, data_len, "data")?;
+        let buffer = crate::pool()
+            .install(|| downsample::downsample(data, DType::from_code(code)?, shape, factors))?;
+        store_out(out, buffer)
+    })
+}
+
+/// Start of a buffer's bytes.
+///
+/// # Safety
+/// `buffer` must be a live buffer handle.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_buffer_data(buffer: *const SharedBuffer) -> *mut u8 {
+    buffer.as_ref().map_or(std::ptr::null_mut(), |b| b.as_ptr())
+}
+
+/// Length of a buffer in bytes.
+///
+/// # Safety
+/// `buffer` must be a live buffer handle.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_buffer_len(buffer: *const SharedBuffer) -> usize {
+    buffer.as_ref().map_or(0, |b| b.len())
+}
+
+/// Drops a buffer reference (null is ignored); the memory is freed with the last one.
+///
+/// # Safety
+/// `buffer` must be null or a live buffer handle, freed once.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_buffer_free(buffer: *mut SharedBuffer) {
+    if !buffer.is_null() {
+        drop(Box::from_raw(buffer));
+    }
+}
+
+/// A new set of progress counters.
+#[no_mangle]
+pub extern "C" fn tessera_progress_new() -> *mut Progress {
+    Box::into_raw(Box::default())
+}
+
+/// Copies up to `len` counters (see [`Progress::snapshot`]) into `out`.
+///
+/// # Safety
+/// `progress` must be a live handle and `out` valid for `len` writes.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_progress_read(
+    progress: *const Progress,
+    out: *mut u64,
+    len: usize,
+) {
+    if let (Some(p), false) = (progress.as_ref(), out.is_null()) {
+        for (i, v) in p.snapshot().iter().take(len.min(COUNTER_COUNT)).enumerate() {
+            *out.add(i) = *v;
+        }
+    }
+}
+
+/// Frees progress counters (null is ignored).
+///
+/// # Safety
+/// `progress` must be null or a live handle, freed once, with no call using it.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_progress_free(progress: *mut Progress) {
+    if !progress.is_null() {
+        drop(Box::from_raw(progress));
+    }
+}

@@ -1,0 +1,351 @@
+//! The read engine: resolves a region request to chunks and shard-index
+//! entries, reads merged byte ranges, decodes in parallel and assembles
+//! straight into the output with the cast fused.
+
+use crate::assemble::{self, Destination, Walk};
+use crate::buffer::{AlignedBuffer, SharedBuffer};
+use crate::codec::{self, aligned_scratch, Elements};
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::region::{for_each_combination, split, DimSel, Request};
+use crate::shard;
+use crate::spec::{ArraySpec, ArrayToBytes, CodecChain, ShardingSpec};
+use crate::store::{FsStore, StoredObject};
+use rayon::prelude::*;
+use std::cell::RefCell;
+use std::sync::Arc;
+
+/// Neighbouring byte ranges closer than this are read in one operation.
+const MERGE_GAP: u64 = 256 << 10;
+/// Merged reads stop growing at this size, bounding memory per shard read.
+const MAX_MERGED_READ: u64 = 64 << 20;
+
+/// An open array: its store and its decoded metadata.
+#[derive(Debug)]
+pub struct Array {
+    /// The store holding the chunks.
+    pub store: FsStore,
+    /// Metadata of the array.
+    pub spec: ArraySpec,
+}
+
+/// Whether a traversal decodes data or only counts what it would read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Read,
+    Explain,
+}
+
+/// Shared state of one traversal.
+struct Traversal<'a> {
+    array: &'a Array,
+    out_strides: Vec<u64>,
+    dst: Option<Destination>,
+    progress: &'a Progress,
+    mode: Mode,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Reads the region `request` of `array` into a new buffer.
+pub fn read(array: &Array, request: &Request, progress: &Progress) -> Result<SharedBuffer> {
+    let elements = request.element_count()?;
+    let bytes = elements
+        .checked_mul(request.out_dtype.size() as u64)
+        .and_then(|b| usize::try_from(b).ok())
+        .filter(|&b| b <= isize::MAX as usize)
+        .ok_or_else(|| Error::invalid(format!("region of {elements} elements is too large")))?;
+    let buffer = Arc::new(AlignedBuffer::zeroed(bytes)?);
+    // SAFETY: the buffer is alive for this call and written only here.
+    let dst = unsafe { Destination::new(buffer.as_ptr(), buffer.len(), request.out_dtype) };
+    traverse(array, request, progress, Mode::Read, Some(dst))?;
+    Ok(buffer)
+}
+
+/// Counts what reading `request` would touch, reading only shard indexes.
+pub fn explain(array: &Array, request: &Request, progress: &Progress) -> Result<()> {
+    traverse(array, request, progress, Mode::Explain, None)
+}
+
+fn traverse(
+    array: &Array,
+    request: &Request,
+    progress: &Progress,
+    mode: Mode,
+    dst: Option<Destination>,
+) -> Result<()> {
+    let spec = &array.spec;
+    let per_dim: Vec<Vec<(u64, DimSel)>> = request
+        .dims
+        .iter()
+        .zip(&spec.chunk_shape)
+        .map(|(d, &size)| {
+            split(
+                DimSel {
+                    first: d.start,
+                    count: d.count,
+                    step: d.step,
+                    out_first: 0,
+                },
+                size,
+            )
+        })
+        .collect();
+    let mut tasks: Vec<(Vec<u64>, Vec<DimSel>)> = Vec::new();
+    for_each_combination(&per_dim, |parts| {
+        tasks.push((
+            parts.iter().map(|p| p.0).collect(),
+            parts.iter().map(|p| p.1).collect(),
+        ));
+        Ok(())
+    })?;
+    Progress::add(&progress.outer_total, tasks.len() as u64);
+    let traversal = Traversal {
+        array,
+        out_strides: request.dims.iter().map(|d| d.out_stride).collect(),
+        dst,
+        progress,
+        mode,
+    };
+    crate::pool().install(|| {
+        tasks.par_iter().try_for_each(|(coords, sel)| {
+            let key = spec.keys.key(coords);
+            traversal
+                .outer_chunk(&key, sel)
+                .map_err(|e| e.context(array.store.path(&key).display()))?;
+            Progress::add(&progress.outer_done, 1);
+            Ok(())
+        })
+    })
+}
+
+impl Traversal<'_> {
+    fn elements(&self) -> Elements<'_> {
+        Elements {
+            dtype: self.array.spec.dtype,
+            fill: &self.array.spec.fill,
+        }
+    }
+
+    fn fill(&self, sel: &[DimSel], chunk_strides: &[u64]) -> Result<()> {
+        match &self.dst {
+            Some(dst) => assemble::fill(
+                &self.array.spec.fill,
+                self.array.spec.dtype,
+                &Walk::new(sel, chunk_strides, &self.out_strides),
+                dst,
+            ),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads the part `sel` of the outer chunk stored under `key`.
+    fn outer_chunk(&self, key: &str, sel: &[DimSel]) -> Result<()> {
+        let spec = &self.array.spec;
+        let codecs = &spec.codecs;
+        let object = self.array.store.open(key)?;
+        let plain_shard = match &codecs.array_to_bytes {
+            ArrayToBytes::Sharding(s) if codecs.bytes_to_bytes.is_empty() => Some(s),
+            _ => None,
+        };
+        match (object, plain_shard) {
+            (None, Some(s)) => {
+                let touched = count_inner(s, sel);
+                Progress::add(&self.progress.chunks_touched, touched);
+                self.fill(sel, &codec::c_strides(&spec.chunk_shape))
+            }
+            (None, None) => {
+                Progress::add(&self.progress.chunks_touched, 1);
+                self.fill(sel, &codec::c_strides(&spec.chunk_shape))
+            }
+            (Some(object), Some(s)) => self.shard(Source::File(&object), s, &spec.chunk_shape, sel),
+            (Some(object), None) => {
+                Progress::add(&self.progress.chunks_touched, 1);
+                Progress::add(&self.progress.chunks_stored, 1);
+                Progress::add(&self.progress.bytes_read, object.len());
+                Progress::add(&self.progress.read_ops, 1);
+                if self.mode == Mode::Explain {
+                    let bytes = codec::element_count(&spec.chunk_shape) * spec.dtype.size();
+                    Progress::add(&self.progress.bytes_decoded, bytes as u64);
+                    return Ok(());
+                }
+                let raw = object.read_all()?;
+                self.decode_and_place(codecs, &spec.chunk_shape, &raw, sel)
+            }
+        }
+    }
+
+    /// Decodes one whole chunk into thread-local scratch and places `sel` of it.
+    fn decode_and_place(
+        &self,
+        chain: &CodecChain,
+        shape: &[u64],
+        raw: &[u8],
+        sel: &[DimSel],
+    ) -> Result<()> {
+        let dtype = self.array.spec.dtype;
+        let bytes = codec::element_count(shape) * dtype.size();
+        Progress::add(&self.progress.bytes_decoded, bytes as u64);
+        let Some(dst) = &self.dst else { return Ok(()) };
+        SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            if scratch.len() * 8 < bytes {
+                *scratch = aligned_scratch(bytes);
+            }
+            let decoded = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut scratch)[..bytes];
+            codec::decode_chunk(chain, shape, raw, self.elements(), decoded)?;
+            let walk = Walk::new(sel, &chain.logical_strides(shape), &self.out_strides);
+            assemble::copy(decoded, dtype, &walk, dst)
+        })
+    }
+
+    /// Reads the part `sel` of a shard: one index read, merged range reads
+    /// of the inner chunks it needs, parallel decode.
+    fn shard(
+        &self,
+        source: Source<'_>,
+        s: &ShardingSpec,
+        shape: &[u64],
+        sel: &[DimSel],
+    ) -> Result<()> {
+        let grid = s.grid(shape);
+        let n = codec::element_count(&grid) as u64;
+        let (start, len) = shard::index_range(s, n, source.len())?;
+        let index_bytes = source.read(start, len)?;
+        self.count_read(&source, len);
+        let index = shard::decode_index(s, &index_bytes, source.len())?;
+        let per_dim: Vec<Vec<(u64, DimSel)>> = sel
+            .iter()
+            .zip(&s.inner_shape)
+            .map(|(&d, &size)| split(d, size))
+            .collect();
+        let grid_strides = codec::c_strides(&grid);
+        let mut stored = Vec::new();
+        let mut missing = Vec::new();
+        for_each_combination(&per_dim, |parts| {
+            let linear: u64 = parts.iter().zip(&grid_strides).map(|(p, g)| p.0 * g).sum();
+            let inner_sel: Vec<DimSel> = parts.iter().map(|p| p.1).collect();
+            match index[linear as usize] {
+                Some(range) => stored.push((range, inner_sel)),
+                None => missing.push(inner_sel),
+            }
+            Ok(())
+        })?;
+        Progress::add(
+            &self.progress.chunks_touched,
+            (stored.len() + missing.len()) as u64,
+        );
+        Progress::add(&self.progress.chunks_stored, stored.len() as u64);
+        let inner_strides = codec::c_strides(&s.inner_shape);
+        for inner_sel in &missing {
+            self.fill(inner_sel, &inner_strides)?;
+        }
+        stored.sort_by_key(|((offset, _), _)| *offset);
+        let groups = merge_ranges(stored.iter().map(|(r, _)| *r));
+        let nested = match &s.inner.array_to_bytes {
+            ArrayToBytes::Sharding(inner) if s.inner.bytes_to_bytes.is_empty() => Some(inner),
+            _ => None,
+        };
+        if self.mode == Mode::Explain && nested.is_none() {
+            for &(start, end, _) in &groups {
+                self.count_read(&source, end - start);
+            }
+            let decoded = codec::element_count(&s.inner_shape) * self.array.spec.dtype.size();
+            Progress::add(
+                &self.progress.bytes_decoded,
+                (decoded * stored.len()) as u64,
+            );
+            return Ok(());
+        }
+        let mut blobs = Vec::with_capacity(groups.len());
+        for &(start, end, _) in &groups {
+            blobs.push(source.read(start, end - start)?);
+            self.count_read(&source, end - start);
+        }
+        let mut jobs = Vec::with_capacity(stored.len());
+        let mut next = 0;
+        for (blob, &(start, _, count)) in blobs.iter().zip(&groups) {
+            for ((offset, nbytes), inner_sel) in &stored[next..next + count] {
+                let at = (offset - start) as usize;
+                jobs.push((&blob[at..at + *nbytes as usize], inner_sel, *offset));
+            }
+            next += count;
+        }
+        jobs.par_iter().try_for_each(|(raw, inner_sel, offset)| {
+            let result = match nested {
+                Some(inner) => self.shard(Source::Memory(raw), inner, &s.inner_shape, inner_sel),
+                None => self.decode_and_place(&s.inner, &s.inner_shape, raw, inner_sel),
+            };
+            result.map_err(|e| e.context(format!("inner chunk at byte {offset}")))
+        })
+    }
+
+    fn count_read(&self, source: &Source<'_>, len: u64) {
+        if matches!(source, Source::File(_)) {
+            Progress::add(&self.progress.bytes_read, len);
+            Progress::add(&self.progress.read_ops, 1);
+        }
+    }
+}
+
+/// Number of inner chunks of a shard that the selection `sel` touches.
+fn count_inner(s: &ShardingSpec, sel: &[DimSel]) -> u64 {
+    sel.iter()
+        .zip(&s.inner_shape)
+        .map(|(&d, &size)| split(d, size).len() as u64)
+        .product()
+}
+
+/// Groups sorted ranges into merged reads: `(start, end, ranges in group)`.
+fn merge_ranges(ranges: impl Iterator<Item = (u64, u64)>) -> Vec<(u64, u64, usize)> {
+    let mut groups: Vec<(u64, u64, usize)> = Vec::new();
+    for (offset, nbytes) in ranges {
+        let end = offset + nbytes;
+        match groups.last_mut() {
+            Some(g) if offset <= g.1 + MERGE_GAP && end.max(g.1) - g.0 <= MAX_MERGED_READ => {
+                g.1 = g.1.max(end);
+                g.2 += 1;
+            }
+            _ => groups.push((offset, end, 1)),
+        }
+    }
+    groups
+}
+
+/// Where shard bytes come from: a stored file or an enclosing shard in memory.
+enum Source<'a> {
+    File(&'a StoredObject),
+    Memory(&'a [u8]),
+}
+
+impl Source<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Source::File(f) => f.len(),
+            Source::Memory(m) => m.len() as u64,
+        }
+    }
+
+    fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>> {
+        match self {
+            Source::File(f) => f.read_at(offset, len),
+            Source::Memory(m) => Ok(m[offset as usize..(offset + len) as usize].to_vec()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_close_ranges_only() {
+        let groups = merge_ranges([(0, 10), (10, 5), (MERGE_GAP + 100, 1)].into_iter());
+        assert_eq!(
+            groups,
+            vec![(0, 15, 2), (MERGE_GAP + 100, MERGE_GAP + 101, 1)]
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! Local filesystem store: chunk keys to files, ranged reads, atomic writes.
+
+use crate::error::{Error, ErrorKind, Result};
+use std::fs::File;
+use std::io::ErrorKind as IoKind;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+/// A store rooted at the folder of one array.
+#[derive(Debug, Clone)]
+pub struct FsStore {
+    root: PathBuf,
+}
+
+/// An open chunk or shard file and its length.
+#[derive(Debug)]
+pub struct StoredObject {
+    file: File,
+    len: u64,
+    path: PathBuf,
+}
+
+impl FsStore {
+    /// A store over the folder `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// Path of the object stored under `key`.
+    pub fn path(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+
+    /// Opens the object under `key`; `None` when it does not exist.
+    pub fn open(&self, key: &str) -> Result<Option<StoredObject>> {
+        let path = self.path(key);
+        match File::open(&path) {
+            Ok(file) => {
+                let meta = file
+                    .metadata()
+                    .map_err(|e| Error::storage(format!("{}: {e}", path.display())))?;
+                if !meta.is_file() {
+                    return Err(Error::storage(format!("{} is not a file", path.display())));
+                }
+                Ok(Some(StoredObject {
+                    file,
+                    len: meta.len(),
+                    path,
+                }))
+            }
+            Err(e) if e.kind() == IoKind::NotFound => Ok(None),
+            Err(e) => Err(Error::storage(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    /// Writes `bytes` under `key` atomically (temporary file, then rename).
+    pub fn write(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.path(key);
+        let fail = |e: std::io::Error| Error::storage(format!("writing {}: {e}", path.display()));
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(fail)?;
+        }
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        std::fs::write(&tmp, bytes).map_err(fail)?;
+        std::fs::rename(&tmp, &path).map_err(fail)
+    }
+
+    /// Removes the object under `key` if it exists.
+    pub fn remove(&self, key: &str) -> Result<()> {
+        let path = self.path(key);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != IoKind::NotFound => {
+                Err(Error::storage(format!("removing {}: {e}", path.display())))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl StoredObject {
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the object is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Path, for messages.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Reads `len` bytes at `offset`; the range must lie inside the object.
+    pub fn read_at(&self, offset: u64, len: u64) -> Result<Vec<u8>> {
+        if offset.checked_add(len).is_none_or(|end| end > self.len) {
+            return Err(Error::new(
+                ErrorKind::DecodeError,
+                format!(
+                    "{}: range {offset}+{len} exceeds its {} bytes",
+                    self.path.display(),
+                    self.len
+                ),
+            ));
+        }
+        let mut buf = vec![0u8; len as usize];
+        self.file
+            .read_exact_at(&mut buf, offset)
+            .map_err(|e| Error::storage(format!("{}: {e}", self.path.display())))?;
+        Ok(buf)
+    }
+
+    /// Reads the whole object.
+    pub fn read_all(&self) -> Result<Vec<u8>> {
+        self.read_at(0, self.len)
+    }
+}
