@@ -68,9 +68,7 @@ async function run(cmd: string, args: string[], what: string): Promise<void> {
   }
   if (!status.success) {
     throw new Error(
-      `python env: failed to ${what}: \`${cmd} ${
-        args.join(" ")
-      }\` exited with code ${status.code}${
+      `python env: failed to ${what}: \`${cmd} ${args.join(" ")}\` exited with code ${status.code}${
         status.signal ? ` (signal ${status.signal})` : ""
       }`,
     );
@@ -100,9 +98,7 @@ async function doEnsure(): Promise<string> {
     requirements = await Deno.readFile(REQUIREMENTS);
   } catch (e) {
     throw new Error(
-      `python env: cannot read ${REQUIREMENTS}: ${
-        e instanceof Error ? e.message : String(e)
-      }`,
+      `python env: cannot read ${REQUIREMENTS}: ${e instanceof Error ? e.message : String(e)}`,
     );
   }
   const hash = await sha256Hex(requirements);

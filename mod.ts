@@ -1,0 +1,33 @@
+/**
+ * tessera: chunked bioimage stores (OME-Zarr, Zarr v3 with sharding) into
+ * tensors. Open an image, build a lazy query, collect a strided view over
+ * native memory.
+ *
+ * ```ts
+ * import { open } from "./mod.ts";
+ * using img = await open("sample.ome.zarr");
+ * using view = await img.scan().select({ t: 0, z: [10, 20] }).cast("float32").collect();
+ * view.data(); // Float32Array over native memory
+ * ```
+ * @module
+ */
+
+export { type Image, open, type OpenOptions } from "./src/image.ts";
+export type { AxisSelection, CollectOptions, Plan, Query, Selection } from "./src/query.ts";
+export { TensorView } from "./src/tensor_view.ts";
+export type { Device } from "./src/tensor_view.ts";
+export type { AnyTypedArray, DType, FillValue, TypedArrayFor } from "./src/dtype.ts";
+export type { Axis, Channel, LevelInfo } from "./src/ngff.ts";
+export type { Counters } from "./src/native.ts";
+export {
+  BudgetExceeded,
+  CudaError,
+  DecodeError,
+  DtypeMismatch,
+  InvalidArgument,
+  NotFound,
+  PoolStarved,
+  Shutdown,
+  StorageError,
+  TesseraError,
+} from "./src/errors.ts";

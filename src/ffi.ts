@@ -1,0 +1,116 @@
+/**
+ * The one symbol table of the native library and its loading.
+ *
+ * The library is found by, in order: the `TESSERA_LIB` environment
+ * variable, `rust/target/release` of this checkout, and the folder of the
+ * running executable (for `deno compile --include`).
+ * @module
+ */
+
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { TesseraError } from "./errors.ts";
+
+/** ABI version this TypeScript expects (rust/src/ffi.rs `ABI_VERSION`). */
+export const ABI_VERSION = 1;
+
+/** Symbols of the native library. */
+export const symbols = {
+  tessera_abi_version: { parameters: [], result: "u32" },
+  tessera_array_open: {
+    parameters: [
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "buffer",
+      "usize",
+    ],
+    result: "i32",
+  },
+  tessera_array_free: { parameters: ["pointer"], result: "void" },
+  tessera_read: {
+    parameters: ["pointer", "buffer", "usize", "pointer", "buffer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  tessera_explain: {
+    parameters: ["pointer", "buffer", "usize", "pointer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  tessera_write_region: {
+    parameters: ["pointer", "buffer", "usize", "buffer", "usize", "pointer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  tessera_downsample: {
+    parameters: ["buffer", "usize", "buffer", "usize", "buffer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  tessera_buffer_data: { parameters: ["pointer"], result: "pointer" },
+  tessera_buffer_len: { parameters: ["pointer"], result: "usize" },
+  tessera_buffer_free: { parameters: ["pointer"], result: "void" },
+  tessera_progress_new: { parameters: [], result: "pointer" },
+  tessera_progress_read: { parameters: ["pointer", "buffer", "usize"], result: "void" },
+  tessera_progress_free: { parameters: ["pointer"], result: "void" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The bound native functions. */
+export type Native = Deno.DynamicLibrary<typeof symbols>["symbols"];
+
+/** File name of the library on this platform. */
+export function libraryFileName(os: typeof Deno.build.os = Deno.build.os): string {
+  if (os === "windows") return "tessera.dll";
+  return os === "darwin" ? "libtessera.dylib" : "libtessera.so";
+}
+
+/** Places the library is looked for, in order. */
+export function libraryCandidates(
+  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+  execPath: string = Deno.execPath(),
+): string[] {
+  const name = libraryFileName();
+  const fromEnv = env("TESSERA_LIB");
+  const checkout = new URL(`../rust/target/release/${name}`, import.meta.url);
+  return [
+    ...(fromEnv ? [fromEnv] : []),
+    ...(checkout.protocol === "file:" ? [fileURLToPath(checkout)] : []),
+    join(dirname(execPath), name),
+  ];
+}
+
+let loaded: Native | undefined;
+
+/** The native library, loaded on first use. */
+export function native(): Native {
+  if (loaded) return loaded;
+  const candidates = libraryCandidates();
+  const path = candidates.find((p) => {
+    try {
+      return Deno.statSync(p).isFile;
+    } catch {
+      return false;
+    }
+  });
+  if (!path) {
+    throw new TesseraError(
+      `native library ${libraryFileName()} not found (looked in: ${candidates.join(", ")}); ` +
+        "build it with `deno task build` (cargo build --release in rust/) or set TESSERA_LIB",
+    );
+  }
+  const library = Deno.dlopen(path, symbols);
+  const version = library.symbols.tessera_abi_version();
+  if (version !== ABI_VERSION) {
+    library.close();
+    throw new TesseraError(
+      `native library ${path} has ABI version ${version}, expected ${ABI_VERSION}; rebuild it`,
+    );
+  }
+  loaded = library.symbols;
+  return loaded;
+}

@@ -1,0 +1,172 @@
+/**
+ * Opening images: OME-NGFF 0.5 groups and plain Zarr v3 arrays.
+ * @module
+ */
+
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { DType } from "./dtype.ts";
+import { InvalidArgument, NotFound, StorageError } from "./errors.ts";
+import { NativeArray } from "./native.ts";
+import { type Axis, type Channel, type LevelInfo, parseNgff } from "./ngff.ts";
+import { Query } from "./query.ts";
+import { encodeDescriptor } from "./zarr/descriptor.ts";
+import { type ArrayMetadata, readNode } from "./zarr/metadata.ts";
+
+/** Options of {@link open}. */
+export interface OpenOptions {
+  /** Reserved for source-specific options; none are needed for local Zarr. */
+  readonly [key: string]: never;
+}
+
+/** An opened image: metadata now, pixels through {@link Image.scan}. */
+export class Image implements Disposable {
+  /** The path the image was opened from. */
+  readonly source: string;
+  /** Axis names, lower case, in store order (e.g. ["t","c","z","y","x"]). */
+  readonly axes: string[];
+  /** Axis details (type and unit) where the metadata gives them. */
+  readonly axisInfo: Axis[];
+  /** Shape of level 0. */
+  readonly shape: number[];
+  /** Element type as stored. */
+  readonly dtype: DType;
+  /** Resolution levels, finest first. */
+  readonly levels: LevelInfo[];
+  /** Channel names, when the metadata gives them. */
+  readonly channels?: string[];
+  /** Channel display metadata (omero), when given. */
+  readonly channelInfo?: Channel[];
+  /** OME-NGFF version, when the source is an NGFF image. */
+  readonly ngffVersion?: string;
+  readonly #arrays: ArrayMetadata[];
+  readonly #handles = new Map<number, NativeArray>();
+  #closed = false;
+
+  /** Use {@link open}. */
+  constructor(
+    source: string,
+    arrays: ArrayMetadata[],
+    levels: LevelInfo[],
+    axisInfo: Axis[],
+    channels?: Channel[],
+    ngffVersion?: string,
+  ) {
+    this.source = source;
+    this.#arrays = arrays;
+    this.levels = levels;
+    this.axisInfo = axisInfo;
+    this.axes = axisInfo.map((a) => a.name);
+    this.shape = arrays[0].shape;
+    this.dtype = arrays[0].dtype;
+    if (channels) {
+      this.channelInfo = channels;
+      if (channels.every((c) => c.name !== undefined)) this.channels = channels.map((c) => c.name!);
+    }
+    if (ngffVersion) this.ngffVersion = ngffVersion;
+  }
+
+  /** Starts a lazy query over level 0 of the whole image. */
+  scan(): Query {
+    return new Query(this);
+  }
+
+  /** Metadata of the array behind a level. */
+  arrayMetadata(level: number): ArrayMetadata {
+    return this.#arrays[level];
+  }
+
+  /** Folder of the array behind a level. */
+  arrayPath(level: number): string {
+    return this.#arrays[level].path;
+  }
+
+  /** The native handle of a level's array, opened on first use. */
+  nativeArray(level: number): NativeArray {
+    if (this.#closed) throw new StorageError(`image ${this.source} was closed`);
+    let handle = this.#handles.get(level);
+    if (!handle) {
+      const meta = this.#arrays[level];
+      handle = new NativeArray(meta.path, encodeDescriptor(meta), meta.fill);
+      this.#handles.set(level, handle);
+    }
+    return handle;
+  }
+
+  /** Closes native handles; reads in flight finish first. */
+  [Symbol.dispose](): void {
+    this.#closed = true;
+    for (const handle of this.#handles.values()) handle[Symbol.dispose]();
+    this.#handles.clear();
+  }
+}
+
+/** Turns a path or `file:` URL into a local path. */
+export function localPath(source: string | URL): string {
+  if (source instanceof URL || /^[a-z][a-z0-9+.-]*:\/\//i.test(source)) {
+    const url = new URL(source);
+    if (url.protocol !== "file:") {
+      throw new InvalidArgument(`${url.href}: only local paths and file:// URLs are supported`);
+    }
+    return fileURLToPath(url);
+  }
+  if (typeof source !== "string" || source === "") {
+    throw new InvalidArgument(
+      `source must be a path or a file:// URL, got ${JSON.stringify(source)}`,
+    );
+  }
+  return resolve(source);
+}
+
+/**
+ * Opens an image: an OME-NGFF 0.5 group (multiscales, omero channels) or a
+ * plain Zarr v3 array (axes from `dimension_names`, else d0, d1, …).
+ */
+export async function open(source: string | URL, _options: OpenOptions = {}): Promise<Image> {
+  const path = localPath(source);
+  const node = await readNode(path);
+  if (node.kind === "array") {
+    const a = node.array;
+    const names = a.shape.map((_, i) => (a.dimensionNames?.[i] ?? `d${i}`).toLowerCase());
+    if (new Set(names).size !== names.length) {
+      throw new StorageError(`${path}: dimension_names ${JSON.stringify(a.dimensionNames)} repeat`);
+    }
+    const level = { path: ".", shape: a.shape, scale: a.shape.map(() => 1) };
+    return new Image(path, [a], [level], names.map((name) => ({ name })));
+  }
+  const file = join(path, "zarr.json");
+  const ngff = parseNgff(node.group.attributes, file);
+  if (!ngff) {
+    throw new NotFound(
+      `${path} is a Zarr group without OME-NGFF multiscales; open one of its arrays instead`,
+    );
+  }
+  const arrays: ArrayMetadata[] = [];
+  const levels: LevelInfo[] = [];
+  for (const d of ngff.datasets) {
+    const levelPath = join(path, d.path);
+    const child = await readNode(levelPath);
+    if (child.kind !== "array") {
+      throw new StorageError(`${levelPath}: multiscale level is not an array`);
+    }
+    const a = child.array;
+    if (a.shape.length !== ngff.axes.length) {
+      throw new StorageError(
+        `${levelPath}: rank ${a.shape.length} differs from the ${ngff.axes.length} NGFF axes`,
+      );
+    }
+    if (arrays.length > 0 && a.dtype !== arrays[0].dtype) {
+      throw new StorageError(
+        `${levelPath}: dtype ${a.dtype} differs from level 0 (${arrays[0].dtype})`,
+      );
+    }
+    arrays.push(a);
+    levels.push({
+      path: d.path,
+      shape: a.shape,
+      scale: d.scale,
+      ...(d.translation ? { translation: d.translation } : {}),
+    });
+  }
+  return new Image(path, arrays, levels, ngff.axes, ngff.channels, ngff.version);
+}

@@ -1,0 +1,316 @@
+/**
+ * Owners of native handles: arrays, buffers and progress counters. Each
+ * frees its handle on `[Symbol.dispose]()`, with a `FinalizationRegistry`
+ * as a safety net for handles users forget.
+ * @module
+ */
+
+import { errorFromStatus, Shutdown } from "./errors.ts";
+import { native } from "./ffi.ts";
+
+const ERROR_BYTES = 4096;
+
+/** A caller-supplied buffer for native error messages. */
+function errorBuffer(): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(ERROR_BYTES);
+}
+
+/** Throws the typed error for a non-zero native status. */
+function check(status: number, err: Uint8Array): void {
+  if (status === 0) return;
+  const end = err.indexOf(0);
+  const message = new TextDecoder().decode(err.subarray(0, end < 0 ? err.length : end));
+  throw errorFromStatus(status, message);
+}
+
+/** Reads the pointer a native call wrote into a one-slot output. */
+function takePointer(slot: BigUint64Array): Deno.PointerObject {
+  const pointer = Deno.UnsafePointer.create(slot[0]);
+  if (pointer === null) throw new Shutdown("native call returned a null handle");
+  return pointer;
+}
+
+const arrayRegistry = new FinalizationRegistry<Deno.PointerObject>((p) =>
+  native().tessera_array_free(p)
+);
+const bufferRegistry = new FinalizationRegistry<Deno.PointerObject>((p) =>
+  native().tessera_buffer_free(p)
+);
+const progressRegistry = new FinalizationRegistry<Deno.PointerObject>((p) =>
+  native().tessera_progress_free(p)
+);
+
+/** Counters of a native call; see rust/src/progress.rs. */
+export interface Counters {
+  /** Outer chunks (shards or plain chunks) the call visits. */
+  outerTotal: number;
+  /** Outer chunks finished. */
+  outerDone: number;
+  /** Chunks (inner chunks of shards) the selection touches. */
+  chunksTouched: number;
+  /** Touched chunks that are stored; the rest read as the fill value. */
+  chunksStored: number;
+  /** Bytes read from storage, shard indexes included. */
+  bytesRead: number;
+  /** Read operations issued (merged ranges count once). */
+  readOps: number;
+  /** Bytes produced by decoding. */
+  bytesDecoded: number;
+  /** Bytes written to storage. */
+  bytesWritten: number;
+}
+
+/** Progress counters a long native call updates while it runs. */
+export class NativeProgress implements Disposable {
+  #pointer: Deno.PointerObject | null;
+
+  /** Allocates zeroed counters. */
+  constructor() {
+    this.#pointer = native().tessera_progress_new();
+    if (this.#pointer) progressRegistry.register(this, this.#pointer, this);
+  }
+
+  /** The native handle. */
+  get pointer(): Deno.PointerObject {
+    if (!this.#pointer) throw new Shutdown("progress counters were disposed");
+    return this.#pointer;
+  }
+
+  /** A snapshot of the counters. */
+  read(): Counters {
+    const out = new BigUint64Array(8);
+    native().tessera_progress_read(this.pointer, out, BigInt(out.length));
+    const [
+      outerTotal,
+      outerDone,
+      chunksTouched,
+      chunksStored,
+      bytesRead,
+      readOps,
+      bytesDecoded,
+      bytesWritten,
+    ] = Array.from(out, Number);
+    return {
+      outerTotal,
+      outerDone,
+      chunksTouched,
+      chunksStored,
+      bytesRead,
+      readOps,
+      bytesDecoded,
+      bytesWritten,
+    };
+  }
+
+  /** Frees the counters; no call may still be using them. */
+  [Symbol.dispose](): void {
+    if (!this.#pointer) return;
+    progressRegistry.unregister(this);
+    native().tessera_progress_free(this.#pointer);
+    this.#pointer = null;
+  }
+}
+
+/** Runs `work` with fresh counters, polling them into `onProgress` every `intervalMs`. */
+export async function withProgress<T>(
+  work: (progress: NativeProgress) => Promise<T>,
+  onProgress?: (counters: Counters) => void,
+  intervalMs = 200,
+): Promise<T> {
+  using progress = new NativeProgress();
+  const timer = onProgress ? setInterval(() => onProgress(progress.read()), intervalMs) : undefined;
+  try {
+    const result = await work(progress);
+    onProgress?.(progress.read());
+    return result;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/**
+ * A reference to a native, 64-byte aligned buffer, exposed to JavaScript
+ * without a copy. Disposing it detaches its `ArrayBuffer`, so typed arrays
+ * made from it become empty instead of pointing at freed memory; when it is
+ * never disposed, the memory is freed once the `ArrayBuffer` is collected.
+ */
+export class NativeBuffer implements Disposable {
+  #pointer: Deno.PointerObject | null;
+  #arrayBuffer: ArrayBuffer;
+
+  /** Takes ownership of a buffer handle. */
+  constructor(pointer: Deno.PointerObject) {
+    this.#pointer = pointer;
+    const lib = native();
+    const byteLength = Number(lib.tessera_buffer_len(pointer));
+    const data = lib.tessera_buffer_data(pointer);
+    if (data === null) throw new Shutdown("native buffer has no data");
+    this.#arrayBuffer = Deno.UnsafePointerView.getArrayBuffer(data, byteLength);
+    bufferRegistry.register(this.#arrayBuffer, pointer, this);
+  }
+
+  /** Whether the buffer was disposed. */
+  get disposed(): boolean {
+    return this.#pointer === null;
+  }
+
+  /** The bytes, zero-copy. Throws once disposed. */
+  get arrayBuffer(): ArrayBuffer {
+    if (!this.#pointer) throw new Shutdown("tensor memory was released (view disposed)");
+    return this.#arrayBuffer;
+  }
+
+  /** Address of the first byte. */
+  get pointer(): Deno.PointerObject {
+    if (!this.#pointer) throw new Shutdown("tensor memory was released (view disposed)");
+    return native().tessera_buffer_data(this.#pointer)!;
+  }
+
+  /** Releases this reference and detaches the `ArrayBuffer`. */
+  [Symbol.dispose](): void {
+    if (!this.#pointer) return;
+    bufferRegistry.unregister(this);
+    this.#arrayBuffer.transfer(0);
+    native().tessera_buffer_free(this.#pointer);
+    this.#pointer = null;
+  }
+}
+
+/** A native array handle: a store folder plus its decoded metadata. */
+export class NativeArray implements Disposable {
+  #pointer: Deno.PointerObject | null;
+  #inFlight = 0;
+  #closing = false;
+  /** The array's folder, for messages. */
+  readonly root: string;
+
+  /** Opens `root` with a descriptor and fill value (see src/zarr/descriptor.ts). */
+  constructor(root: string, descriptor: BigInt64Array<ArrayBuffer>, fill: Uint8Array<ArrayBuffer>) {
+    this.root = root;
+    const path = new TextEncoder().encode(root);
+    const slot = new BigUint64Array(1);
+    const err = errorBuffer();
+    check(
+      native().tessera_array_open(
+        path,
+        BigInt(path.length),
+        descriptor,
+        BigInt(descriptor.length),
+        fill,
+        BigInt(fill.length),
+        slot,
+        err,
+        BigInt(err.length),
+      ),
+      err,
+    );
+    this.#pointer = takePointer(slot);
+    arrayRegistry.register(this, this.#pointer, this);
+  }
+
+  /** Runs a nonblocking call; the handle stays alive until it settles. */
+  async #call<T>(work: (handle: Deno.PointerObject) => Promise<T>): Promise<T> {
+    if (!this.#pointer || this.#closing) throw new Shutdown(`array ${this.root} was closed`);
+    this.#inFlight++;
+    try {
+      return await work(this.#pointer);
+    } finally {
+      this.#inFlight--;
+      if (this.#closing && this.#inFlight === 0) this.#free();
+    }
+  }
+
+  /** Reads a region request into a new buffer. */
+  read(request: BigInt64Array<ArrayBuffer>, progress?: NativeProgress): Promise<NativeBuffer> {
+    return this.#call(async (handle) => {
+      const slot = new BigUint64Array(1);
+      const err = errorBuffer();
+      const status = await native().tessera_read(
+        handle,
+        request,
+        BigInt(request.length),
+        progress?.pointer ?? null,
+        slot,
+        err,
+        BigInt(err.length),
+      );
+      check(status, err);
+      return new NativeBuffer(takePointer(slot));
+    });
+  }
+
+  /** Counts what reading a region request would touch. */
+  explain(request: BigInt64Array<ArrayBuffer>): Promise<Counters> {
+    return this.#call(async (handle) => {
+      using progress = new NativeProgress();
+      const err = errorBuffer();
+      const status = await native().tessera_explain(
+        handle,
+        request,
+        BigInt(request.length),
+        progress.pointer,
+        err,
+        BigInt(err.length),
+      );
+      check(status, err);
+      return progress.read();
+    });
+  }
+
+  /** Writes a chunk-aligned box (`[origin…, shape…]`) of C-order data. */
+  writeRegion(
+    data: ArrayBufferView<ArrayBuffer>,
+    box: BigInt64Array<ArrayBuffer>,
+    progress?: NativeProgress,
+  ): Promise<void> {
+    return this.#call(async (handle) => {
+      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      const err = errorBuffer();
+      const status = await native().tessera_write_region(
+        handle,
+        bytes,
+        BigInt(bytes.length),
+        box,
+        BigInt(box.length),
+        progress?.pointer ?? null,
+        err,
+        BigInt(err.length),
+      );
+      check(status, err);
+    });
+  }
+
+  /** Closes the handle once calls in flight settle; later calls throw {@link Shutdown}. */
+  [Symbol.dispose](): void {
+    this.#closing = true;
+    if (this.#inFlight === 0) this.#free();
+  }
+
+  #free(): void {
+    if (!this.#pointer) return;
+    arrayRegistry.unregister(this);
+    native().tessera_array_free(this.#pointer);
+    this.#pointer = null;
+  }
+}
+
+/** Block-mean downsampling of a C-order array (`[dtype, rank, shape…, factors…]`). */
+export async function downsample(
+  data: ArrayBufferView<ArrayBuffer>,
+  descriptor: BigInt64Array<ArrayBuffer>,
+): Promise<NativeBuffer> {
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const slot = new BigUint64Array(1);
+  const err = errorBuffer();
+  const status = await native().tessera_downsample(
+    bytes,
+    BigInt(bytes.length),
+    descriptor,
+    BigInt(descriptor.length),
+    slot,
+    err,
+    BigInt(err.length),
+  );
+  check(status, err);
+  return new NativeBuffer(takePointer(slot));
+}

@@ -1,0 +1,217 @@
+/**
+ * Lazy, immutable queries over an image: level, selection and dtype are
+ * resolved to one native region request when the query runs.
+ * @module
+ */
+
+import { type DType, dtypeCode, dtypeSize, parseDType } from "./dtype.ts";
+import { InvalidArgument, TesseraError } from "./errors.ts";
+import type { Image } from "./image.ts";
+import { type Counters, withProgress } from "./native.ts";
+import { contiguousStrides, layoutOf, TensorView } from "./tensor_view.ts";
+
+/** A selection along one axis: an index (drops the axis), `[start, stop]` or `[start, stop, step]`. */
+export type AxisSelection = number | readonly [number, number] | readonly [number, number, number];
+
+/** Selections by axis name (case-insensitive; "h"/"w" alias "y"/"x"). */
+export type Selection = Record<string, AxisSelection>;
+
+/** What a query will read, from {@link Query.explain}. */
+export interface Plan {
+  /** Level index. */
+  level: number;
+  /** Folder of the level's array. */
+  path: string;
+  /** Output axes, in order. */
+  axes: string[];
+  /** Output layout letters. */
+  layout: string;
+  /** Output shape. */
+  shape: number[];
+  /** Output dtype. */
+  dtype: DType;
+  /** Bytes of the output tensor. */
+  outputBytes: number;
+  /** Outer chunks (shards, or plain chunks) touched. */
+  shardsTouched: number;
+  /** Chunks (inner chunks of shards) touched. */
+  chunksTouched: number;
+  /** Touched chunks that are stored; the others are the fill value. */
+  chunksStored: number;
+  /** Bytes that will be read, shard indexes included. */
+  bytesRead: number;
+  /** Read operations, after merging neighbouring ranges. */
+  readOps: number;
+  /** Bytes that will be decoded. */
+  bytesDecoded: number;
+}
+
+/** Options of {@link Query.collect}. */
+export interface CollectOptions {
+  /** Where the tensor should live; only "cpu" is available in this version. */
+  device?: string;
+  /** Called with progress counters while the read runs, and once at the end. */
+  onProgress?: (counters: Counters) => void;
+}
+
+interface QueryState {
+  level: number;
+  selection: Readonly<Record<string, AxisSelection>>;
+  dtype?: DType;
+}
+
+/** One array dimension of a resolved query. */
+interface ResolvedDim {
+  start: number;
+  count: number;
+  step: number;
+  keep: boolean;
+}
+
+const ALIASES: Record<string, string> = { h: "y", w: "x" };
+
+/** A lazy query; every method returns a new query. */
+export class Query {
+  readonly #image: Image;
+  readonly #state: QueryState;
+
+  /** A query over `image` (use {@link Image.scan}). */
+  constructor(image: Image, state: QueryState = { level: 0, selection: {} }) {
+    this.#image = image;
+    this.#state = state;
+  }
+
+  /** Reads resolution level `index` (0 is the finest). */
+  level(index: number): Query {
+    const n = this.#image.levels.length;
+    if (!Number.isInteger(index) || index < 0 || index >= n) {
+      throw new InvalidArgument(
+        `level ${index} does not exist: ${this.#image.source} has levels 0..${n - 1}`,
+      );
+    }
+    return new Query(this.#image, { ...this.#state, level: index });
+  }
+
+  /** Restricts axes; later selections of the same axis replace earlier ones. */
+  select(selection: Selection): Query {
+    const merged: Record<string, AxisSelection> = { ...this.#state.selection };
+    for (const [key, value] of Object.entries(selection)) {
+      merged[this.#axisName(key)] = value;
+    }
+    return new Query(this.#image, { ...this.#state, selection: merged });
+  }
+
+  /** Converts elements to `dtype` while assembling. */
+  cast(dtype: DType): Query {
+    return new Query(this.#image, { ...this.#state, dtype: parseDType(dtype, "cast target") });
+  }
+
+  #axisName(key: string): string {
+    const lower = key.toLowerCase();
+    const name = this.#image.axes.includes(lower) ? lower : ALIASES[lower] ?? lower;
+    if (!this.#image.axes.includes(name)) {
+      throw new InvalidArgument(
+        `axis "${key}" is not an axis of ${this.#image.source} (axes: ${
+          this.#image.axes.join(", ")
+        })`,
+      );
+    }
+    return name;
+  }
+
+  #resolve(): {
+    dims: ResolvedDim[];
+    request: BigInt64Array<ArrayBuffer>;
+    axes: string[];
+    shape: number[];
+    dtype: DType;
+  } {
+    const image = this.#image;
+    const shape = image.levels[this.#state.level].shape;
+    const dims = image.axes.map((axis, d) =>
+      resolveAxis(axis, this.#state.selection[axis], shape[d], image.source)
+    );
+    const kept = dims.filter((d) => d.keep);
+    const outShape = kept.map((d) => d.count);
+    const outStrides = contiguousStrides(outShape);
+    let k = 0;
+    const dtype = this.#state.dtype ?? image.dtype;
+    const words = [dtypeCode(dtype), dims.length];
+    for (const d of dims) {
+      words.push(d.start, d.count, d.step, d.keep ? outStrides[k++] : 0);
+    }
+    return {
+      dims,
+      request: BigInt64Array.from(words, BigInt),
+      axes: image.axes.filter((_, i) => dims[i].keep),
+      shape: outShape,
+      dtype,
+    };
+  }
+
+  /** What the query will read: output shape and dtype, chunks, bytes and read operations. */
+  async explain(): Promise<Plan> {
+    const r = this.#resolve();
+    const level = this.#state.level;
+    const counters = await this.#image.nativeArray(level).explain(r.request);
+    return {
+      level,
+      path: this.#image.arrayPath(level),
+      axes: r.axes,
+      layout: layoutOf(r.axes),
+      shape: r.shape,
+      dtype: r.dtype,
+      outputBytes: r.shape.reduce((a, b) => a * b, 1) * dtypeSize(r.dtype),
+      shardsTouched: counters.outerTotal,
+      chunksTouched: counters.chunksTouched,
+      chunksStored: counters.chunksStored,
+      bytesRead: counters.bytesRead,
+      readOps: counters.readOps,
+      bytesDecoded: counters.bytesDecoded,
+    };
+  }
+
+  /** Reads, decodes and assembles the selection into a new tensor (store axis order). */
+  async collect(options: CollectOptions = {}): Promise<TensorView> {
+    const device = options.device ?? "cpu";
+    if (device !== "cpu") {
+      throw new TesseraError(
+        `device "${device}" is not available: this version assembles on the CPU only`,
+      );
+    }
+    const r = this.#resolve();
+    const array = this.#image.nativeArray(this.#state.level);
+    const buffer = await withProgress(
+      (progress) => array.read(r.request, progress),
+      options.onProgress,
+    );
+    return new TensorView(buffer, r.dtype, r.shape, r.axes);
+  }
+}
+
+function resolveAxis(
+  axis: string,
+  sel: AxisSelection | undefined,
+  size: number,
+  source: string,
+): ResolvedDim {
+  const bad = (what: string): never => {
+    throw new InvalidArgument(`selection of axis "${axis}" (size ${size}) in ${source}: ${what}`);
+  };
+  if (sel === undefined) return { start: 0, count: size, step: 1, keep: true };
+  if (typeof sel === "number") {
+    if (!Number.isInteger(sel) || sel < -size || sel >= size) bad(`index ${sel} is out of range`);
+    return { start: sel < 0 ? sel + size : sel, count: 1, step: 1, keep: false };
+  }
+  if (!Array.isArray(sel) || sel.length < 2 || sel.length > 3 || !sel.every(Number.isInteger)) {
+    return bad(`${JSON.stringify(sel)} must be an index, [start, stop] or [start, stop, step]`);
+  }
+  const [rawStart, rawStop, step = 1] = sel;
+  if (step < 1) bad(`step ${step} must be ≥ 1`);
+  const start = rawStart < 0 ? rawStart + size : rawStart;
+  const stop = rawStop < 0 ? rawStop + size : rawStop;
+  if (start < 0 || stop > size || start >= stop) {
+    bad(`[${rawStart}, ${rawStop}) is empty or outside [0, ${size})`);
+  }
+  return { start, count: Math.ceil((stop - start) / step), step, keep: true };
+}
