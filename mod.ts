@@ -15,6 +15,13 @@
 export { type Image, open, type OpenOptions } from "./src/image.ts";
 export type { AxisSelection, CollectOptions, Plan, Query, Selection } from "./src/query.ts";
 export { TensorView } from "./src/tensor_view.ts";
+export {
+  createArray,
+  type CreateArrayOptions,
+  type WriteOptions,
+  ZarrArrayWriter,
+} from "./src/zarr/create.ts";
+export { createOmeZarr, type OmeZarrOptions, OmeZarrWriter, writeOmeZarr } from "./src/ome_zarr.ts";
 export type { Device } from "./src/tensor_view.ts";
 export type { AnyTypedArray, DType, FillValue, TypedArrayFor } from "./src/dtype.ts";
 export type { Axis, Channel, LevelInfo } from "./src/ngff.ts";

@@ -4,11 +4,12 @@
  * @module
  */
 
-import { type DType, dtypeCode, dtypeSize, parseDType } from "./dtype.ts";
+import { type DType, dtypeSize, parseDType } from "./dtype.ts";
 import { InvalidArgument, TesseraError } from "./errors.ts";
 import type { Image } from "./image.ts";
 import { type Counters, withProgress } from "./native.ts";
-import { contiguousStrides, layoutOf, TensorView } from "./tensor_view.ts";
+import { type DimSelection, encodeRequest } from "./request.ts";
+import { layoutOf, TensorView } from "./tensor_view.ts";
 
 /** A selection along one axis: an index (drops the axis), `[start, stop]` or `[start, stop, step]`. */
 export type AxisSelection = number | readonly [number, number] | readonly [number, number, number];
@@ -58,14 +59,6 @@ interface QueryState {
   level: number;
   selection: Readonly<Record<string, AxisSelection>>;
   dtype?: DType;
-}
-
-/** One array dimension of a resolved query. */
-interface ResolvedDim {
-  start: number;
-  count: number;
-  step: number;
-  keep: boolean;
 }
 
 const ALIASES: Record<string, string> = { h: "y", w: "x" };
@@ -120,7 +113,7 @@ export class Query {
   }
 
   #resolve(): {
-    dims: ResolvedDim[];
+    dims: DimSelection[];
     request: BigInt64Array<ArrayBuffer>;
     axes: string[];
     shape: number[];
@@ -132,19 +125,12 @@ export class Query {
       resolveAxis(axis, this.#state.selection[axis], shape[d], image.source)
     );
     const kept = dims.filter((d) => d.keep);
-    const outShape = kept.map((d) => d.count);
-    const outStrides = contiguousStrides(outShape);
-    let k = 0;
     const dtype = this.#state.dtype ?? image.dtype;
-    const words = [dtypeCode(dtype), dims.length];
-    for (const d of dims) {
-      words.push(d.start, d.count, d.step, d.keep ? outStrides[k++] : 0);
-    }
     return {
       dims,
-      request: BigInt64Array.from(words, BigInt),
+      request: encodeRequest(dtype, dims),
       axes: image.axes.filter((_, i) => dims[i].keep),
-      shape: outShape,
+      shape: kept.map((d) => d.count),
       dtype,
     };
   }
@@ -194,7 +180,7 @@ function resolveAxis(
   sel: AxisSelection | undefined,
   size: number,
   source: string,
-): ResolvedDim {
+): DimSelection {
   const bad = (what: string): never => {
     throw new InvalidArgument(`selection of axis "${axis}" (size ${size}) in ${source}: ${what}`);
   };

@@ -1,0 +1,208 @@
+/**
+ * Writing OME-NGFF 0.5 images: a Zarr v3 group with multiscales and omero
+ * metadata, level 0 written by the caller, coarser levels built by block
+ * means in the native library.
+ * @module
+ */
+
+import { join } from "node:path";
+import { type AnyTypedArray, type DType, dtypeCode, typedArray } from "./dtype.ts";
+import { InvalidArgument } from "./errors.ts";
+import { type Counters, downsample } from "./native.ts";
+import type { Axis, Channel } from "./ngff.ts";
+import { boxSelection, encodeRequest } from "./request.ts";
+import {
+  createArray,
+  type CreateArrayOptions,
+  prepareTarget,
+  ZarrArrayWriter,
+} from "./zarr/create.ts";
+
+/** Options of {@link createOmeZarr}. */
+export interface OmeZarrOptions {
+  /** Axes in array order: names ("t", "c", "z", "y", "x") or full axis objects. */
+  axes: (string | Axis)[];
+  /** Shape of level 0. */
+  shape: number[];
+  /** Element type. */
+  dtype: DType;
+  /** Chunk shape; with `shards`, the inner chunk shape. */
+  chunks: number[];
+  /** Shard shape; omit for unsharded chunks. */
+  shards?: number[];
+  /** Number of levels (default 1). */
+  levels?: number;
+  /** Downscale factor per axis between levels (default { y: 2, x: 2 }). */
+  downscale?: Record<string, number>;
+  /** Physical pixel size of level 0 per axis (default 1). */
+  scale?: number[];
+  /** omero channels (labels, colours, windows). */
+  channels?: Channel[];
+  /** Image name. */
+  name?: string;
+  /** zstd level, or null for none (default 3). */
+  zstdLevel?: number | null;
+  /** Replace an existing Zarr store at the path (default false). */
+  overwrite?: boolean;
+}
+
+const AXIS_TYPES: Record<string, string> = {
+  t: "time",
+  c: "channel",
+  z: "space",
+  y: "space",
+  x: "space",
+};
+
+function axisObjects(axes: (string | Axis)[]): Axis[] {
+  return axes.map((a) => {
+    const axis = typeof a === "string" ? { name: a } : a;
+    const name = axis.name.toLowerCase();
+    const type = axis.type ?? AXIS_TYPES[name];
+    return { name, ...(type ? { type } : {}), ...(axis.unit ? { unit: axis.unit } : {}) };
+  });
+}
+
+/** An OME-Zarr image being written. */
+export class OmeZarrWriter implements Disposable {
+  /** Folder of the image. */
+  readonly path: string;
+  /** Writers of the levels, finest first. */
+  readonly levels: ZarrArrayWriter[];
+  readonly #factors: number[];
+
+  /** Use {@link createOmeZarr}. */
+  constructor(path: string, levels: ZarrArrayWriter[], factors: number[]) {
+    this.path = path;
+    this.levels = levels;
+    this.#factors = factors;
+  }
+
+  /** Writes a chunk-aligned box of level 0 (see {@link ZarrArrayWriter.write}). */
+  writeLevel0(data: AnyTypedArray, origin?: number[], shape?: number[]): Promise<void> {
+    return this.levels[0].write(data, origin, shape);
+  }
+
+  /**
+   * Builds every coarser level from the one above by block means, one slab
+   * of shards at a time along the axes that are not downscaled.
+   */
+  async buildPyramid(onProgress?: (level: number, counters: Counters) => void): Promise<void> {
+    for (let i = 1; i < this.levels.length; i++) {
+      const source = this.levels[i - 1];
+      const target = this.levels[i];
+      const { shape, chunkShape, dtype } = source.metadata;
+      const slabAxes = this.#factors.map((f, d) => f === 1 && chunkShape[d] < shape[d]);
+      const starts = shape.map((n, d) => slabAxes[d] ? range(0, n, chunkShape[d]) : [0]);
+      for (const origin of product(starts)) {
+        const slab = shape.map((n, d) => slabAxes[d] ? Math.min(chunkShape[d], n - origin[d]) : n);
+        using buffer = await source.native.read(encodeRequest(dtype, boxSelection(origin, slab)));
+        const descriptor = BigInt64Array.from(
+          [dtypeCode(dtype), slab.length, ...slab, ...this.#factors],
+          BigInt,
+        );
+        using reduced = await downsample(typedArray(dtype, buffer.arrayBuffer), descriptor);
+        const outShape = slab.map((n, d) => Math.ceil(n / this.#factors[d]));
+        await target.write(typedArray(dtype, reduced.arrayBuffer), origin, outShape, {
+          onProgress: onProgress && ((c) => onProgress(i, c)),
+        });
+      }
+    }
+  }
+
+  /** Closes the level writers. */
+  [Symbol.dispose](): void {
+    for (const level of this.levels) level[Symbol.dispose]();
+  }
+}
+
+function range(start: number, stop: number, step: number): number[] {
+  const out = [];
+  for (let v = start; v < stop; v += step) out.push(v);
+  return out;
+}
+
+function* product(lists: number[][]): Generator<number[]> {
+  if (lists.length === 0) {
+    yield [];
+    return;
+  }
+  const [first, ...rest] = lists;
+  for (const v of first) for (const tail of product(rest)) yield [v, ...tail];
+}
+
+/**
+ * Creates an OME-NGFF 0.5 image at `path`: the group metadata and one empty
+ * array per level ("0", "1", …). Write level 0, then call `buildPyramid()`.
+ */
+export async function createOmeZarr(path: string, options: OmeZarrOptions): Promise<OmeZarrWriter> {
+  const axes = axisObjects(options.axes);
+  const rank = axes.length;
+  if (options.shape.length !== rank || options.chunks.length !== rank) {
+    throw new InvalidArgument(
+      `createOmeZarr: ${rank} axes but shape [${options.shape}], chunks [${options.chunks}]`,
+    );
+  }
+  const downscale = options.downscale ?? { y: 2, x: 2 };
+  const factors = axes.map((a) => downscale[a.name] ?? 1);
+  if (factors.some((f) => !Number.isInteger(f) || f < 1)) {
+    throw new InvalidArgument(
+      `createOmeZarr: downscale ${JSON.stringify(downscale)} must hold integers ≥ 1`,
+    );
+  }
+  const levelCount = options.levels ?? 1;
+  if (!Number.isInteger(levelCount) || levelCount < 1) {
+    throw new InvalidArgument(`createOmeZarr: levels ${levelCount} must be an integer ≥ 1`);
+  }
+  await prepareTarget(path, options.overwrite ?? false);
+  const baseScale = options.scale ?? axes.map(() => 1);
+  const datasets = [];
+  const writers: ZarrArrayWriter[] = [];
+  let shape = options.shape;
+  for (let i = 0; i < levelCount; i++) {
+    const levelOptions: CreateArrayOptions = {
+      shape,
+      dtype: options.dtype,
+      chunks: options.chunks,
+      ...(options.shards ? { shards: options.shards } : {}),
+      ...(options.zstdLevel !== undefined ? { zstdLevel: options.zstdLevel } : {}),
+      dimensionNames: axes.map((a) => a.name),
+    };
+    writers.push(await createArray(join(path, String(i)), levelOptions));
+    const scale = baseScale.map((s, d) => s * factors[d] ** i);
+    datasets.push({ path: String(i), coordinateTransformations: [{ type: "scale", scale }] });
+    shape = shape.map((n, d) => Math.ceil(n / factors[d]));
+  }
+  const ome = {
+    version: "0.5",
+    multiscales: [{ ...(options.name ? { name: options.name } : {}), axes, datasets }],
+    ...(options.channels
+      ? {
+        omero: {
+          channels: options.channels.map((c) => ({
+            ...(c.name !== undefined ? { label: c.name } : {}),
+            ...(c.color ? { color: c.color } : {}),
+            ...(c.window ? { window: c.window } : {}),
+            active: true,
+          })),
+        },
+      }
+      : {}),
+  };
+  await Deno.writeTextFile(
+    join(path, "zarr.json"),
+    JSON.stringify({ zarr_format: 3, node_type: "group", attributes: { ome } }, null, 2),
+  );
+  return new OmeZarrWriter(path, writers, factors);
+}
+
+/** Writes a whole image in one call: create, write level 0, build the pyramid. */
+export async function writeOmeZarr(
+  path: string,
+  data: AnyTypedArray,
+  options: OmeZarrOptions,
+): Promise<void> {
+  using writer = await createOmeZarr(path, options);
+  await writer.writeLevel0(data);
+  await writer.buildPyramid();
+}

@@ -1,0 +1,186 @@
+/**
+ * Creating Zarr v3 arrays (plain or sharded, zstd) and writing
+ * chunk-aligned boxes of them.
+ * @module
+ */
+
+import { join } from "node:path";
+import { type AnyTypedArray, type DType, dtypeSize, type FillValue, parseDType } from "../dtype.ts";
+import { InvalidArgument, StorageError } from "../errors.ts";
+import { type Counters, NativeArray, withProgress } from "../native.ts";
+import { encodeDescriptor } from "./descriptor.ts";
+import { type ArrayMetadata, parseNode } from "./metadata.ts";
+
+/** Options of {@link createArray}. */
+export interface CreateArrayOptions {
+  /** Array shape. */
+  shape: number[];
+  /** Element type (not bfloat16: Zarr v3 has none). */
+  dtype: DType;
+  /** Chunk shape; with `shards`, the inner chunk shape. */
+  chunks: number[];
+  /** Shard shape (a multiple of `chunks`); omit for unsharded chunks. */
+  shards?: number[];
+  /** Fill value of missing chunks (default 0, or false for bool). */
+  fillValue?: FillValue;
+  /** zstd level, or null for uncompressed chunks (default 3). */
+  zstdLevel?: number | null;
+  /** Byte order of stored elements (default little). */
+  endian?: "little" | "big";
+  /** Names of the dimensions. */
+  dimensionNames?: string[];
+  /** User attributes. */
+  attributes?: Record<string, unknown>;
+  /** Replace an existing Zarr node at the path (never anything else). Default false. */
+  overwrite?: boolean;
+}
+
+/** Options of {@link ZarrArrayWriter.write}. */
+export interface WriteOptions {
+  /** Called with progress counters while writing, and once at the end. */
+  onProgress?: (counters: Counters) => void;
+}
+
+/** Makes sure `path` is free to write: absent, or a Zarr node the caller asked to replace. */
+export async function prepareTarget(path: string, overwrite: boolean): Promise<void> {
+  let info: Deno.FileInfo | undefined;
+  try {
+    info = await Deno.stat(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) {
+      throw new StorageError(`${path}: ${(e as Error).message}`);
+    }
+  }
+  if (info) {
+    if (!overwrite) {
+      throw new InvalidArgument(`${path} already exists; pass overwrite: true to replace it`);
+    }
+    let isZarr = false;
+    try {
+      isZarr = (await Deno.stat(join(path, "zarr.json"))).isFile;
+    } catch { /* not a Zarr node */ }
+    if (!info.isDirectory || !isZarr) {
+      throw new InvalidArgument(`${path} exists and is not a Zarr store; refusing to replace it`);
+    }
+    await Deno.remove(path, { recursive: true });
+  }
+  await Deno.mkdir(path, { recursive: true });
+}
+
+function fillJson(dtype: DType, value: FillValue): unknown {
+  if (dtype === "bool") return Boolean(value);
+  if (typeof value === "bigint") return Number(value);
+  if (typeof value === "number" && !Number.isFinite(value)) {
+    return Number.isNaN(value) ? "NaN" : value > 0 ? "Infinity" : "-Infinity";
+  }
+  return value;
+}
+
+/** The `zarr.json` of a new array. */
+export function arrayJson(options: CreateArrayOptions): Record<string, unknown> {
+  const dtype = parseDType(options.dtype);
+  if (dtype === "bfloat16") throw new InvalidArgument("bfloat16 cannot be stored in Zarr v3");
+  const endian = dtype === "bool" || dtypeSize(dtype) === 1
+    ? {}
+    : { endian: options.endian ?? "little" };
+  const level = options.zstdLevel === undefined ? 3 : options.zstdLevel;
+  const compressors = level === null
+    ? []
+    : [{ name: "zstd", configuration: { level, checksum: false } }];
+  const inner = [{ name: "bytes", configuration: endian }, ...compressors];
+  const codecs = options.shards
+    ? [{
+      name: "sharding_indexed",
+      configuration: {
+        chunk_shape: options.chunks,
+        codecs: inner,
+        index_codecs: [{ name: "bytes", configuration: { endian: "little" } }, { name: "crc32c" }],
+        index_location: "end",
+      },
+    }]
+    : inner;
+  return {
+    zarr_format: 3,
+    node_type: "array",
+    shape: options.shape,
+    data_type: dtype,
+    chunk_grid: {
+      name: "regular",
+      configuration: { chunk_shape: options.shards ?? options.chunks },
+    },
+    chunk_key_encoding: { name: "default", configuration: { separator: "/" } },
+    fill_value: fillJson(dtype, options.fillValue ?? (dtype === "bool" ? false : 0)),
+    codecs,
+    ...(options.dimensionNames ? { dimension_names: options.dimensionNames } : {}),
+    attributes: options.attributes ?? {},
+  };
+}
+
+/** A Zarr array open for writing. */
+export class ZarrArrayWriter implements Disposable {
+  /** Validated metadata of the array. */
+  readonly metadata: ArrayMetadata;
+  #native: NativeArray;
+
+  /** Use {@link createArray}. */
+  constructor(metadata: ArrayMetadata) {
+    this.metadata = metadata;
+    this.#native = new NativeArray(metadata.path, encodeDescriptor(metadata), metadata.fill);
+  }
+
+  /** The native handle (for reading back what was written). */
+  get native(): NativeArray {
+    return this.#native;
+  }
+
+  /**
+   * Writes C-order `data` as the box at `origin` (default: all zeros) with
+   * `shape` (default: the whole array). The box must start on chunk (shard)
+   * boundaries and end on one or at the array's edge.
+   */
+  async write(
+    data: AnyTypedArray,
+    origin: number[] = this.metadata.shape.map(() => 0),
+    shape: number[] = this.metadata.shape,
+    options: WriteOptions = {},
+  ): Promise<void> {
+    const { dtype, path } = this.metadata;
+    const expected = shape.reduce((a, b) => a * b, 1) * dtypeSize(dtype);
+    if (data.byteLength !== expected) {
+      throw new InvalidArgument(
+        `${path}: data has ${data.byteLength} bytes, a box of shape [${shape}] of ${dtype} needs ${expected}`,
+      );
+    }
+    const box = BigInt64Array.from([...origin, ...shape], BigInt);
+    await withProgress(
+      (progress) => this.#native.writeRegion(data, box, progress),
+      options.onProgress,
+    );
+  }
+
+  /** Closes the native handle. */
+  [Symbol.dispose](): void {
+    this.#native[Symbol.dispose]();
+  }
+}
+
+/**
+ * Creates a Zarr v3 array at `path` and returns a writer for it. An
+ * existing path is an error unless `overwrite` is set and it is a Zarr node.
+ */
+export async function createArray(
+  path: string,
+  options: CreateArrayOptions,
+): Promise<ZarrArrayWriter> {
+  const json = arrayJson(options);
+  let node;
+  try {
+    node = parseNode(json, path, join(path, "zarr.json"));
+  } catch (e) {
+    throw new InvalidArgument(`createArray options: ${(e as Error).message}`);
+  }
+  if (node.kind !== "array") throw new StorageError(`${path}: not an array`);
+  await prepareTarget(path, options.overwrite ?? false);
+  await Deno.writeTextFile(join(path, "zarr.json"), JSON.stringify(json, null, 2));
+  return new ZarrArrayWriter(node.array);
+}
