@@ -1,0 +1,38 @@
+/**
+ * The test task: builds what is missing, then runs the Rust unit tests,
+ * prepares the Python peers (numpy, zarr-python, tensorstore, ome-zarr in
+ * .venv) and runs the Deno tests, which drive those peers.
+ *
+ *     deno task test [deno test filter args…]
+ * @module
+ */
+
+import { fileURLToPath } from "node:url";
+import { ensureNativeLibrary } from "./build.ts";
+import { ensurePythonEnv } from "./python_env.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+async function run(command: string, args: string[], cwd = root): Promise<void> {
+  console.log(`\n$ ${command} ${args.join(" ")}`);
+  const status = await new Deno.Command(command, { args, cwd, stdout: "inherit", stderr: "inherit" })
+    .spawn().status;
+  if (!status.success) {
+    console.error(`\n${command} ${args.join(" ")} failed (exit code ${status.code})`);
+    Deno.exit(status.code || 1);
+  }
+}
+
+await ensureNativeLibrary();
+await run("cargo", ["test", "--release"], `${root}/rust`);
+await ensurePythonEnv();
+await run(Deno.execPath(), [
+  "test",
+  "--allow-read",
+  "--allow-write",
+  "--allow-ffi",
+  "--allow-env",
+  "--allow-run",
+  "--allow-sys",
+  ...(Deno.args.length > 0 ? Deno.args : ["tests/"]),
+]);
