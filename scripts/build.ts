@@ -17,7 +17,9 @@ async function newestSource(dir: string): Promise<number> {
   let newest = 0;
   for await (const entry of Deno.readDir(dir)) {
     const path = join(dir, entry.name);
-    if (entry.isDirectory && entry.name !== "target") newest = Math.max(newest, await newestSource(path));
+    if (entry.isDirectory && entry.name !== "target") {
+      newest = Math.max(newest, await newestSource(path));
+    }
     if (entry.isFile) newest = Math.max(newest, (await Deno.stat(path)).mtime?.getTime() ?? 0);
   }
   return newest;
@@ -38,7 +40,9 @@ export async function ensureNativeLibrary(force = false): Promise<string> {
     stdout: "inherit",
     stderr: "inherit",
   }).spawn().status;
-  if (!status.success) throw new Error(`cargo build --release failed with exit code ${status.code}`);
+  if (!status.success) {
+    throw new Error(`cargo build --release failed with exit code ${status.code}`);
+  }
   return library;
 }
 

@@ -12,7 +12,10 @@ import { ensureNativeLibrary } from "./build.ts";
 import { makeSample, SAMPLE, SMALL_SAMPLE } from "./make-sample.ts";
 import { rng } from "./synth.ts";
 
-const { values } = parseArgs({ args: Deno.args, options: { small: { type: "boolean", default: false } } });
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { small: { type: "boolean", default: false } },
+});
 const layout = values.small ? SMALL_SAMPLE : SAMPLE;
 const path = values.small ? "data/sample-small.ome.zarr" : "data/sample.ome.zarr";
 const marker = `${path}.complete`;
@@ -23,7 +26,9 @@ const { open } = await import("../mod.ts");
 const markerText = JSON.stringify(layout);
 const ready = await Deno.readTextFile(marker).then((t) => t === markerText, () => false);
 if (!ready) {
-  console.log(`writing sample ${path} (shape ${layout.shape.join("×")}, uint16, sharded zstd, 3 levels) …`);
+  console.log(
+    `writing sample ${path} (shape ${layout.shape.join("×")}, uint16, sharded zstd, 3 levels) …`,
+  );
   await Deno.remove(marker).catch(() => {});
   await makeSample(path, layout, true);
   await Deno.writeTextFile(marker, markerText);
@@ -38,7 +43,9 @@ console.log(`  axes     ${img.axes.join(", ")}`);
 console.log(`  shape    ${img.shape.join(" × ")}  ${img.dtype}`);
 console.log(`  channels ${img.channels?.join(", ")}`);
 for (const [i, l] of img.levels.entries()) {
-  console.log(`  level ${i}  path ${l.path}  shape ${l.shape.join("×")}  scale ${l.scale.join(", ")}`);
+  console.log(
+    `  level ${i}  path ${l.path}  shape ${l.shape.join("×")}  scale ${l.scale.join(", ")}`,
+  );
 }
 
 const [, nc, nz, ny, nx] = img.shape;
@@ -55,17 +62,21 @@ console.log(`\nquery: t=0, c=[0,2), z=[10,20), y=[100,612), x=[0,512) → float3
 console.log(
   `  plan: output ${plan.shape.join("×")} ${plan.dtype} (${mb(plan.outputBytes)} MB), ` +
     `${plan.shardsTouched} shards, ${plan.chunksTouched} chunks (${plan.chunksStored} stored), ` +
-    `${mb(plan.bytesRead)} MB to read in ${plan.readOps} reads, ${mb(plan.bytesDecoded)} MB to decode`,
+    `${mb(plan.bytesRead)} MB to read in ${plan.readOps} reads, ${
+      mb(plan.bytesDecoded)
+    } MB to decode`,
 );
 let started = performance.now();
 {
   using view = await query.collect();
   const ms = performance.now() - started;
-  const data = view.data();
+  const data = view.data() as Float32Array;
   let sum = 0;
   for (let i = 0; i < data.length; i++) sum += data[i];
   console.log(
-    `  read ${view.shape.join("×")} ${view.dtype}, strides [${view.strides}], mean ${(sum / data.length).toFixed(1)} ` +
+    `  read ${view.shape.join("×")} ${view.dtype}, strides [${view.strides}], mean ${
+      (sum / data.length).toFixed(1)
+    } ` +
       `in ${ms.toFixed(1)} ms (${gb(plan.bytesDecoded, ms)} GB/s decoded)`,
   );
 }
@@ -75,12 +86,18 @@ started = performance.now();
   const live = Deno.stdout.isTerminal();
   using view = await img.scan().select({ t: 0 }).collect({
     onProgress: (c) => {
-      if (live) Deno.stdout.writeSync(new TextEncoder().encode(`\r  whole timepoint: ${c.outerDone}/${c.outerTotal} shards`));
+      if (live) {
+        Deno.stdout.writeSync(
+          new TextEncoder().encode(`\r  whole timepoint: ${c.outerDone}/${c.outerTotal} shards`),
+        );
+      }
     },
   });
   const ms = performance.now() - started;
   console.log(
-    `${live ? "\r\x1b[2K" : ""}  whole timepoint 0: ${view.shape.join("×")} ${view.dtype} (${mb(view.byteLength)} MB) in ${ms.toFixed(0)} ms ` +
+    `${live ? "\r\x1b[2K" : ""}  whole timepoint 0: ${view.shape.join("×")} ${view.dtype} (${
+      mb(view.byteLength)
+    } MB) in ${ms.toFixed(0)} ms ` +
       `(${gb(view.byteLength, ms)} GB/s)`,
   );
 }
@@ -105,14 +122,18 @@ for (let i = 0; i < crops; i++) {
 }
 let ms = performance.now() - started;
 console.log(
-  `  ${crops} random crops ${cz}×${cy}×${cx}: ${(ms / crops).toFixed(1)} ms each (${(crops / (ms / 1000)).toFixed(0)} crops/s, ${
-    gb(bytes, ms)
-  } GB/s)`,
+  `  ${crops} random crops ${cz}×${cy}×${cx}: ${(ms / crops).toFixed(1)} ms each (${
+    (crops / (ms / 1000)).toFixed(0)
+  } crops/s, ${gb(bytes, ms)} GB/s)`,
 );
 
 started = performance.now();
 {
   using view = await img.scan().level(2).collect();
   ms = performance.now() - started;
-  console.log(`  level 2, all of it: ${view.shape.join("×")} in ${ms.toFixed(0)} ms (${gb(view.byteLength, ms)} GB/s)`);
+  console.log(
+    `  level 2, all of it: ${view.shape.join("×")} in ${ms.toFixed(0)} ms (${
+      gb(view.byteLength, ms)
+    } GB/s)`,
+  );
 }

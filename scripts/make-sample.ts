@@ -35,7 +35,11 @@ export const SMALL_SAMPLE: SampleLayout = {
 };
 
 /** Writes the sample image to `path`, printing progress. */
-export async function makeSample(path: string, layout: SampleLayout = SAMPLE, overwrite = false): Promise<void> {
+export async function makeSample(
+  path: string,
+  layout: SampleLayout = SAMPLE,
+  overwrite = false,
+): Promise<void> {
   const [nt, nc, nz, ny, nx] = layout.shape;
   const started = performance.now();
   using writer = await createOmeZarr(path, {
@@ -62,14 +66,21 @@ export async function makeSample(path: string, layout: SampleLayout = SAMPLE, ov
   });
   for (let t = 0; t < nt; t++) {
     for (let c = 0; c < nc; c++) {
-      const volume = synthVolume([nz, ny, nx], CHANNEL_STYLES[c % CHANNEL_STYLES.length], 1000 + c, t);
+      const volume = synthVolume(
+        [nz, ny, nx],
+        CHANNEL_STYLES[c % CHANNEL_STYLES.length],
+        1000 + c,
+        t,
+      );
       await writer.writeLevel0(volume, [t, c, 0, 0, 0], [1, 1, nz, ny, nx]);
       const done = t * nc + c + 1;
       console.log(`  level 0: wrote t=${t} c=${c} (${done}/${nt * nc} volumes)`);
     }
   }
   await writer.buildPyramid();
-  console.log(`  levels 1–2 built; sample written in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  console.log(
+    `  levels 1–2 built; sample written in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
 }
 
 if (import.meta.main) {

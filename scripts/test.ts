@@ -15,7 +15,12 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 
 async function run(command: string, args: string[], cwd = root): Promise<void> {
   console.log(`\n$ ${command} ${args.join(" ")}`);
-  const status = await new Deno.Command(command, { args, cwd, stdout: "inherit", stderr: "inherit" })
+  const status = await new Deno.Command(command, {
+    args,
+    cwd,
+    stdout: "inherit",
+    stderr: "inherit",
+  })
     .spawn().status;
   if (!status.success) {
     console.error(`\n${command} ${args.join(" ")} failed (exit code ${status.code})`);

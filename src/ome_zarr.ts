@@ -15,7 +15,7 @@ import {
   createArray,
   type CreateArrayOptions,
   prepareTarget,
-  ZarrArrayWriter,
+  type ZarrArrayWriter,
 } from "./zarr/create.ts";
 
 /** Options of {@link createOmeZarr}. */
