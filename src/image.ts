@@ -6,7 +6,7 @@
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { DType } from "./dtype.ts";
-import { InvalidArgument, NotFound, StorageError } from "./errors.ts";
+import { InvalidArgument, NotFound, Shutdown, StorageError } from "./errors.ts";
 import { NativeArray } from "./native.ts";
 import { type Axis, type Channel, type LevelInfo, parseNgff } from "./ngff.ts";
 import { Query } from "./query.ts";
@@ -83,7 +83,7 @@ export class Image implements Disposable {
 
   /** The native handle of a level's array, opened on first use. */
   nativeArray(level: number): NativeArray {
-    if (this.#closed) throw new StorageError(`image ${this.source} was closed`);
+    if (this.#closed) throw new Shutdown(`image ${this.source} was closed`);
     let handle = this.#handles.get(level);
     if (!handle) {
       const meta = this.#arrays[level];

@@ -5,7 +5,7 @@
  */
 
 import { type DType, dtypeSize, parseDType } from "./dtype.ts";
-import { InvalidArgument, TesseraError } from "./errors.ts";
+import { CudaError, InvalidArgument } from "./errors.ts";
 import type { Image } from "./image.ts";
 import { type Counters, withProgress } from "./native.ts";
 import { type DimSelection, encodeRequest } from "./request.ts";
@@ -161,8 +161,13 @@ export class Query {
   async collect(options: CollectOptions = {}): Promise<TensorView> {
     const device = options.device ?? "cpu";
     if (device !== "cpu") {
-      throw new TesseraError(
-        `device "${device}" is not available: this version assembles on the CPU only`,
+      if (/^cuda(:\d+)?$/.test(device)) {
+        throw new CudaError(
+          `device "${device}" is not available: this version assembles on the CPU only`,
+        );
+      }
+      throw new InvalidArgument(
+        `device ${describe(device)} is unknown (use "cpu", "cuda" or "cuda:N")`,
       );
     }
     const r = this.#resolve();
@@ -186,11 +191,12 @@ function resolveAxis(
   };
   if (sel === undefined) return { start: 0, count: size, step: 1, keep: true };
   if (typeof sel === "number") {
-    if (!Number.isInteger(sel) || sel < -size || sel >= size) bad(`index ${sel} is out of range`);
+    if (!Number.isInteger(sel)) bad(`index ${sel} is not an integer`);
+    if (sel < -size || sel >= size) bad(`index ${sel} is out of range`);
     return { start: sel < 0 ? sel + size : sel, count: 1, step: 1, keep: false };
   }
   if (!Array.isArray(sel) || sel.length < 2 || sel.length > 3 || !sel.every(Number.isInteger)) {
-    return bad(`${JSON.stringify(sel)} must be an index, [start, stop] or [start, stop, step]`);
+    return bad(`${describe(sel)} must be an integer index, [start, stop] or [start, stop, step]`);
   }
   const [rawStart, rawStop, step = 1] = sel;
   if (step < 1) bad(`step ${step} must be ≥ 1`);
@@ -200,4 +206,13 @@ function resolveAxis(
     bad(`[${rawStart}, ${rawStop}) is empty or outside [0, ${size})`);
   }
   return { start, count: Math.ceil((stop - start) / step), step, keep: true };
+}
+
+/** A value for messages; unlike JSON.stringify it never throws (bigints, cycles). */
+function describe(value: unknown): string {
+  try {
+    return JSON.stringify(value, (_, v) => typeof v === "bigint" ? `${v}n` : v) ?? String(value);
+  } catch {
+    return String(value);
+  }
 }

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensurePythonEnv } from "../scripts/python_env.ts";
 import type { AxisSelection, DType } from "../mod.ts";
@@ -94,14 +94,67 @@ export interface PeerCase {
   expected: Uint8Array<ArrayBuffer>;
 }
 
+/**
+ * A folder of peer output shared by every test module of this process: test
+ * modules run one after another in one process, each with its own globals, so
+ * the folder is handed on through an environment variable holding
+ * `<pid>:<path>`. `complete` is the file the writer creates last. Folders left
+ * by earlier, finished processes are removed.
+ */
+async function sharedPeerDir(
+  variable: string,
+  prefix: string,
+  complete: string,
+  write: (dir: string) => Promise<void>,
+): Promise<string> {
+  const held = Deno.env.get(variable);
+  if (held?.startsWith(`${Deno.pid}:`)) {
+    const dir = held.slice(`${Deno.pid}:`.length);
+    try {
+      await Deno.stat(join(dir, complete));
+      return dir;
+    } catch {
+      // gone or incomplete: write again
+    }
+  }
+  const dir = await Deno.makeTempDir({ prefix: `${prefix}${Deno.pid}-` });
+  await removeStale(dirname(dir), prefix);
+  await write(dir);
+  Deno.env.set(variable, `${Deno.pid}:${dir}`);
+  return dir;
+}
+
+/** Removes `<prefix><pid>-*` folders of processes that no longer run (Linux only). */
+async function removeStale(parent: string, prefix: string): Promise<void> {
+  if (Deno.build.os !== "linux") return;
+  for await (const entry of Deno.readDir(parent)) {
+    const m = entry.isDirectory && entry.name.startsWith(prefix)
+      ? /^(\d+)-/.exec(entry.name.slice(prefix.length))
+      : null;
+    if (!m || Number(m[1]) === Deno.pid) continue;
+    try {
+      await Deno.stat(`/proc/${m[1]}`);
+    } catch {
+      await Deno.remove(join(parent, entry.name), { recursive: true }).catch(() => {});
+    }
+  }
+}
+
 let casesPromise: Promise<PeerCase[]> | null = null;
 
-/** Writes the peer case matrix once per test process (cached) and loads it. */
+/**
+ * Writes the peer case matrix with `peers.py write-cases` once per test
+ * process (into a temp folder, shared by the test modules) and loads it.
+ */
 export function peerCases(): Promise<PeerCase[]> {
   if (casesPromise === null) {
     casesPromise = (async () => {
-      const dir = await tempDir("tessera-peers-");
-      await runPython([PEERS, "write-cases", dir]);
+      const dir = await sharedPeerDir(
+        "TESSERA_TEST_PEER_CASES",
+        "tessera-peers-",
+        "cases.json",
+        (d) => runPython([PEERS, "write-cases", d]).then(() => {}),
+      );
       const folders: string[] = JSON.parse(await Deno.readTextFile(join(dir, "cases.json")));
       return await Promise.all(folders.map(async (name) => {
         const base = join(dir, name);
@@ -151,12 +204,16 @@ export interface PeerNgff {
 
 let ngffPromise: Promise<PeerNgff> | null = null;
 
-/** Writes the OME-NGFF image once per test process (cached) and loads its expectations. */
+/** Writes the OME-NGFF image once per test process (like {@link peerCases}) and loads it. */
 export function peerNgff(): Promise<PeerNgff> {
   if (ngffPromise === null) {
     ngffPromise = (async () => {
-      const dir = await tempDir("tessera-ngff-");
-      await runPython([PEERS, "write-ngff", dir]);
+      const dir = await sharedPeerDir(
+        "TESSERA_TEST_PEER_NGFF",
+        "tessera-ngff-",
+        "image.json",
+        (d) => runPython([PEERS, "write-ngff", d]).then(() => {}),
+      );
       const image: NgffImageJson = JSON.parse(await Deno.readTextFile(join(dir, "image.json")));
       const levels = await Promise.all(image.paths.map(async (_, i) => ({
         meta: JSON.parse(await Deno.readTextFile(join(dir, `level${i}.json`))) as NgffLevelJson,
@@ -182,6 +239,17 @@ export async function copyTree(from: string, to: string): Promise<void> {
   }
 }
 
+/** Rewrites `<store>/zarr.json` through `edit`. */
+export async function editJson(
+  store: string,
+  edit: (json: Record<string, unknown>) => void,
+): Promise<void> {
+  const file = join(store, "zarr.json");
+  const json = JSON.parse(await Deno.readTextFile(file));
+  edit(json);
+  await Deno.writeTextFile(file, JSON.stringify(json, null, 2));
+}
+
 /** Every file under a folder with its bytes' SHA-256 and mtime, for "unchanged" checks. */
 export async function snapshotTree(root: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
@@ -198,9 +266,9 @@ export async function snapshotTree(root: string): Promise<Map<string, string>> {
         const stat = await Deno.stat(path);
         out.set(
           key,
-          `${Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("")} ${
-            stat.mtime?.getTime()
-          }`,
+          `${
+            Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("")
+          } ${stat.mtime?.getTime()}`,
         );
       }
     }
@@ -429,9 +497,9 @@ export function assertElementsEqual(
   assert.equal(
     a.byteLength,
     e.byteLength,
-    `${label}byte length ${a.byteLength} (${a.byteLength / size} elements), expected ${e.byteLength} (${
-      e.byteLength / size
-    } elements)`,
+    `${label}byte length ${a.byteLength} (${
+      a.byteLength / size
+    } elements), expected ${e.byteLength} (${e.byteLength / size} elements)`,
   );
   const n = a.byteLength / size;
   let first = -1;
@@ -491,11 +559,22 @@ export function bigintToFloat32(b: bigint): number {
   return neg ? -v : v;
 }
 
-/** float32 bits → bfloat16 bits, round to nearest even (NaN → quiet NaN). */
-export function float32ToBfloat16Bits(f: number): number {
-  const u = new Uint32Array(new Float32Array([f]).buffer)[0];
-  if (Number.isNaN(f)) return ((u >>> 16) | 0x40) & 0xffff;
-  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
+/**
+ * float64 value → bfloat16 bits, rounded once to nearest even: round to
+ * float32 with "round to odd" (keeps the sticky information), then to
+ * bfloat16 with ties to even, which is exact for a 24-bit intermediate.
+ */
+export function float64ToBfloat16Bits(x: number): number {
+  if (Number.isNaN(x)) return 0x7fc0;
+  const f = new Float32Array([x]);
+  const u = new Uint32Array(f.buffer);
+  if (Number.isFinite(f[0]) && f[0] !== x) {
+    if (Math.abs(f[0]) > Math.abs(x)) u[0] -= 1; // step toward zero: truncation
+    u[0] |= 1; // round to odd
+  } else if (!Number.isFinite(f[0]) && Number.isFinite(x)) {
+    u[0] = (x < 0 ? 0x80000000 : 0) | 0x7f7fffff; // overflow: largest odd finite
+  }
+  return ((u[0] + 0x7fff + ((u[0] >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
 /** float32 value of a source element (as the library converts to f32 first). */
@@ -509,8 +588,8 @@ function toFloat32(v: number | bigint): number {
  * float → integer truncates and saturates with NaN → 0 (Rust `as`),
  * float64 → float32 / float16 round to nearest even as `Math.fround` /
  * `Float16Array` do, integer → float rounds the exact value, bool is 0/1 and
- * anything non-zero (NaN included) becomes true, bfloat16 is the float32
- * value rounded to nearest even.
+ * anything non-zero (NaN included) becomes true, bfloat16 is the source
+ * value rounded once to nearest even (64-bit integers first round to float64).
  */
 export function castReference(
   bytes: Uint8Array,
@@ -558,7 +637,7 @@ export function castReference(
       // float16); floats round once, directly, as numpy does.
       dst[i] = typeof v === "bigint" ? bigintToFloat32(v) : v;
     } else if (to === "bfloat16") {
-      dst[i] = float32ToBfloat16Bits(toFloat32(v));
+      dst[i] = float64ToBfloat16Bits(Number(v));
     } else {
       throw new Error(`castReference: no target ${to}`);
     }

@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { pathToFileURL as toFileUrl } from "node:url";
 import { open } from "../mod.ts";
 import {
   assertElementsEqual,
@@ -79,6 +80,34 @@ Deno.test("ngff: ome-zarr-py image", async (t) => {
       assert.deepEqual(view.shape, ref.shape, `${label}: shape`);
       assertElementsEqual(view.data(), ref.bytes, meta.dtype, { shape: ref.shape, label });
     }
+  });
+
+  await t.step("concurrent reads of every level and of selections", async () => {
+    const jobs = ngff.levels.flatMap(({ meta, expected }, i) => {
+      const rng = mulberry32(seedOf(`ngff concurrent ${i}`));
+      return [meta.shape.map(() => undefined), randomSelections(rng, meta.shape, [1, 1, 2, 8, 8])]
+        .map((sels) => ({ i, meta, expected, sels }));
+    });
+    const views = await Promise.all(
+      jobs.map((j) => img.scan().level(j.i).select(selectionByName(img.axes, j.sels)).collect()),
+    );
+    try {
+      jobs.forEach((j, k) => {
+        const ref = sliceReference(j.expected, j.meta.dtype, j.meta.shape, j.sels);
+        assertElementsEqual(views[k].data(), ref.bytes, j.meta.dtype, {
+          shape: ref.shape,
+          label: `level ${j.i} ${JSON.stringify(j.sels)}`,
+        });
+      });
+    } finally {
+      for (const v of views) v[Symbol.dispose]();
+    }
+  });
+
+  await t.step("file: URL opens the same image", async () => {
+    using byUrl = await open(toFileUrl(ngff.store));
+    assert.deepEqual(byUrl.levels, img.levels);
+    assert.deepEqual(byUrl.channels, img.channels);
   });
 
   await t.step("the last selection of an axis wins; level() keeps the selection", async () => {

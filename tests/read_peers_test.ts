@@ -6,17 +6,20 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type DType, open } from "../mod.ts";
+import { type DType, open, StorageError } from "../mod.ts";
 import {
   assertElementsEqual,
   bytesOf,
   castReference,
   cellShape,
+  copyTree,
+  editJson,
   expectedAxes,
   mulberry32,
   type PeerCase,
   peerCase,
   peerCases,
+  randInt,
   randomSelections,
   runPython,
   seedOf,
@@ -57,6 +60,16 @@ async function checkCase(c: PeerCase): Promise<void> {
       shape: meta.shape,
       label: `${c.name} full read vs data.bin`,
     });
+    // at() agrees with data() at the corners and a few random places
+    const data = view.data() as ArrayLike<number | bigint>;
+    const strides = view.strides;
+    const rngAt = mulberry32(seedOf(`at ${c.name}`));
+    const probes = [meta.shape.map(() => 0), meta.shape.map((n) => n - 1)];
+    for (let k = 0; k < 5; k++) probes.push(meta.shape.map((n) => randInt(rngAt, 0, n - 1)));
+    for (const idx of probes) {
+      const flat = idx.reduce((a, v, d) => a + v * strides[d], 0);
+      assert.ok(Object.is(view.at(...idx), data[flat]), `${c.name} at(${idx})`);
+    }
   }
 
   const rng = mulberry32(seedOf(c.name));
@@ -86,6 +99,35 @@ for (const [family, pattern] of Object.entries(FAMILIES)) {
   });
 }
 
+Deno.test("dimension_names: lower-cased, null entries named d<i>, repeats rejected", async () => {
+  const c = await peerCase("zarr-dtype-int16"); // dimension_names ["y", "x"]
+  const root = await tempDir("tessera-dims-");
+  const variants: [unknown, string[] | null][] = [
+    [["Y", "X"], ["y", "x"]],
+    [["Row", null], ["row", "d1"]],
+    [null, ["d0", "d1"]],
+    [["y", "Y"], null], // repeat after lower-casing
+  ];
+  for (const [i, [names, axes]] of variants.entries()) {
+    const store = join(root, `v${i}`);
+    await copyTree(c.store, store);
+    await editJson(store, (j) => {
+      if (names === null) delete j.dimension_names;
+      else j.dimension_names = names;
+    });
+    if (axes === null) {
+      await assert.rejects(() => open(store), StorageError, `dimension_names ${names}`);
+      continue;
+    }
+    using img = await open(store);
+    assert.deepEqual(img.axes, axes, `dimension_names ${JSON.stringify(names)}`);
+    using view = await img.scan().select({ [axes[0].toUpperCase()]: [1, 5], [axes[1]]: -1 })
+      .collect();
+    const ref = sliceReference(c.expected, "int16", c.meta.shape, [[1, 5], -1]);
+    assertElementsEqual(view.data(), ref.bytes, "int16");
+  }
+});
+
 Deno.test("peers: every case belongs to a family and both libraries wrote it", async () => {
   const cases = await peerCases();
   const orphans = cases.filter((c) => familyOf(c) === undefined).map((c) => c.name);
@@ -112,7 +154,7 @@ Deno.test("peers: every case belongs to a family and both libraries wrote it", a
 
 const CAST_TARGETS: DType[] = ["float32", "float64", "int32", "uint8", "float16", "bfloat16"];
 
-/** Cases whose data goes through every cast target: every source dtype plus NaN fills and big-endian. */
+/** Cases cast to every target: every source dtype, NaN / non-zero / true fills, big-endian, 5-D. */
 const CAST_CASES = [
   ...[
     "bool",
@@ -133,6 +175,9 @@ const CAST_CASES = [
   "tensorstore-bigendian-plain-zstd-f64",
   "zarr-fill-plain-f16",
   "zarr-shard-5d-u16",
+  "tensorstore-bool-fill-true-shard",
+  "zarr-fill-shard-u32",
+  "tensorstore-plain-bytes-1d-i32",
 ];
 
 Deno.test("peers: casts against the cast oracle", async (t) => {
@@ -144,7 +189,10 @@ Deno.test("peers: casts against the cast oracle", async (t) => {
       const rng = mulberry32(seedOf(`cast ${name}`));
       for (const to of CAST_TARGETS) {
         // whole array, then a random selection (cast fused with striding)
-        const sels = [meta.shape.map(() => undefined), randomSelections(rng, meta.shape, cellShape(meta))];
+        const sels = [
+          meta.shape.map(() => undefined),
+          randomSelections(rng, meta.shape, cellShape(meta)),
+        ];
         for (const s of sels) {
           const ref = sliceReference(c.expected, meta.dtype, meta.shape, s);
           const expected = castReference(ref.bytes, meta.dtype, to);

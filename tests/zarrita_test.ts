@@ -78,7 +78,9 @@ Deno.test("zarrita agrees with tessera", async (t) => {
       using img = await open(c.store);
       const rng = mulberry32(seedOf(`zarrita ${name}`));
       const selections: AxisSelections[] = [meta.shape.map(() => undefined)];
-      for (let k = 0; k < 4; k++) selections.push(randomSelections(rng, meta.shape, cellShape(meta)));
+      for (let k = 0; k < 4; k++) {
+        selections.push(randomSelections(rng, meta.shape, cellShape(meta)));
+      }
       for (const sels of selections) {
         const selection = selectionByName(img.axes, sels);
         const label = `${name} ${JSON.stringify(selection)}`;

@@ -35,7 +35,7 @@ pub fn decode_index(spec: &ShardingSpec, bytes: &[u8], shard_len: u64) -> Result
         let actual = crc32c::crc32c(payload);
         if actual != expected {
             return Err(Error::decode(format!(
-                "shard index checksum mismatch (stored {expected:#010x}, computed {actual:#010x})"
+                "shard index checksum mismatch (stored {expected:#010x}, computed {actual:#010x}): the shard is truncated or corrupt"
             )));
         }
         payload

@@ -5,7 +5,7 @@
  */
 
 import { join } from "node:path";
-import { type DType, encodeScalar, parseDType } from "../dtype.ts";
+import { type DType, DTYPES, encodeScalar } from "../dtype.ts";
 import { NotFound, StorageError } from "../errors.ts";
 
 /** A normalised codec. */
@@ -58,6 +58,9 @@ export type NodeMetadata =
   | { kind: "group"; group: GroupMetadata };
 
 type Json = Record<string, unknown>;
+
+/** Data types a Zarr v3 array may hold (every tessera dtype but bfloat16). */
+const STORED_DTYPES: readonly DType[] = DTYPES.filter((d) => d !== "bfloat16");
 
 function isObject(value: unknown): value is Json {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -125,13 +128,14 @@ export function parseNode(json: unknown, path: string, file: string): NodeMetada
   }
 
   const shape = integerList(json.shape, "shape", 0, fail);
-  let dtype: DType;
-  try {
-    dtype = parseDType(json.data_type, "data_type");
-  } catch (e) {
-    return fail(`${(e as Error).message} (unsupported data type)`);
+  const dtype = STORED_DTYPES.find((d) => d === json.data_type);
+  if (!dtype) {
+    return fail(
+      `data_type ${JSON.stringify(json.data_type)} is not supported (supported: ${
+        STORED_DTYPES.join(", ")
+      })`,
+    );
   }
-  if (dtype === "bfloat16") fail("data_type bfloat16 is not a Zarr v3 core type");
   const grid = json.chunk_grid;
   if (!isObject(grid) || grid.name !== "regular" || !isObject(grid.configuration)) {
     return fail(`chunk_grid ${JSON.stringify(grid)} is not supported (only "regular")`);
