@@ -13,12 +13,42 @@ use crate::spec::{ArraySpec, ArrayToBytes, CodecChain, ShardingSpec};
 use crate::store::{FsStore, StoredObject};
 use rayon::prelude::*;
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Neighbouring byte ranges closer than this are read in one operation.
 const MERGE_GAP: u64 = 256 << 10;
-/// Merged reads stop growing at this size, bounding memory per shard read.
-const MAX_MERGED_READ: u64 = 64 << 20;
+/// Merged reads stop growing at this size, so that one thread reads the
+/// next group while others decode the previous one, and memory stays bounded.
+const MAX_MERGED_READ: u64 = 4 << 20;
+/// Read buffers kept for reuse (sparing page faults and zeroing per read).
+const POOLED_READ_BUFFERS: usize = 16;
+/// Larger read buffers are freed rather than pooled.
+const MAX_POOLED_READ_BUFFER: usize = 8 << 20;
+
+/// Buffers for merged reads, reused across reads and calls.
+static READ_BUFFERS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// A read buffer of at least `len` bytes, reused when one is free.
+fn take_read_buffer(len: usize) -> Vec<u8> {
+    let pooled = READ_BUFFERS
+        .lock()
+        .map(|mut pool| pool.pop())
+        .unwrap_or(None);
+    let mut buf = pooled.unwrap_or_default();
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+    buf
+}
+
+/// Returns a read buffer to the pool.
+fn give_read_buffer(buf: Vec<u8>) {
+    if let Ok(mut pool) = READ_BUFFERS.lock() {
+        if pool.len() < POOLED_READ_BUFFERS && buf.len() <= MAX_POOLED_READ_BUFFER {
+            pool.push(buf);
+        }
+    }
+}
 
 /// An open array: its store and its decoded metadata.
 #[derive(Debug)]
@@ -213,7 +243,7 @@ impl Traversal<'_> {
         let grid = s.grid(shape);
         let n = codec::element_count(&grid) as u64;
         let (start, len) = shard::index_range(s, n, source.len())?;
-        let index_bytes = source.read(start, len)?;
+        let index_bytes = source.fetch(start, len)?;
         self.count_read(&source, len);
         let index = shard::decode_index(s, &index_bytes, source.len())?;
         let per_dim: Vec<Vec<(u64, DimSel)>> = sel
@@ -259,27 +289,33 @@ impl Traversal<'_> {
             );
             return Ok(());
         }
-        let mut blobs = Vec::with_capacity(groups.len());
-        for &(start, end, _) in &groups {
-            blobs.push(source.read(start, end - start)?);
-            self.count_read(&source, end - start);
-        }
-        let mut jobs = Vec::with_capacity(stored.len());
+        // Each group is read and then decoded by whichever thread takes it,
+        // so reading one group overlaps with decoding others.
+        let mut group_jobs = Vec::with_capacity(groups.len());
         let mut next = 0;
-        for (blob, &(start, _, count)) in blobs.iter().zip(&groups) {
-            for ((offset, nbytes), inner_sel) in &stored[next..next + count] {
-                let at = (offset - start) as usize;
-                jobs.push((&blob[at..at + *nbytes as usize], inner_sel, *offset));
-            }
+        for &(start, end, count) in &groups {
+            group_jobs.push((start, end, &stored[next..next + count]));
             next += count;
         }
-        jobs.par_iter().try_for_each(|(raw, inner_sel, offset)| {
-            let result = match nested {
-                Some(inner) => self.shard(Source::Memory(raw), inner, &s.inner_shape, inner_sel),
-                None => self.decode_and_place(&s.inner, &s.inner_shape, raw, inner_sel),
-            };
-            result.map_err(|e| e.context(format!("inner chunk at byte {offset}")))
-        })
+        group_jobs
+            .par_iter()
+            .try_for_each(|&(start, end, entries)| {
+                let blob = source.fetch(start, end - start)?;
+                self.count_read(&source, end - start);
+                entries
+                    .par_iter()
+                    .try_for_each(|((offset, nbytes), inner_sel)| {
+                        let at = (offset - start) as usize;
+                        let raw = &blob[at..at + *nbytes as usize];
+                        let result = match nested {
+                            Some(inner) => {
+                                self.shard(Source::Memory(raw), inner, &s.inner_shape, inner_sel)
+                            }
+                            None => self.decode_and_place(&s.inner, &s.inner_shape, raw, inner_sel),
+                        };
+                        result.map_err(|e| e.context(format!("inner chunk at byte {offset}")))
+                    })
+            })
     }
 
     fn count_read(&self, source: &Source<'_>, len: u64) {
@@ -328,10 +364,46 @@ impl Source<'_> {
         }
     }
 
-    fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>> {
+    /// The bytes `[offset, offset + len)`: read into a pooled buffer from a
+    /// file, borrowed from memory. Ranges were validated against `len()`.
+    fn fetch(&self, offset: u64, len: u64) -> Result<Fetched<'_>> {
         match self {
-            Source::File(f) => f.read_at(offset, len),
-            Source::Memory(m) => Ok(m[offset as usize..(offset + len) as usize].to_vec()),
+            Source::File(f) => {
+                let mut buf = take_read_buffer(len as usize);
+                f.read_into(offset, len, &mut buf)?;
+                Ok(Fetched::Pooled {
+                    buf,
+                    len: len as usize,
+                })
+            }
+            Source::Memory(m) => Ok(Fetched::Borrowed(
+                &m[offset as usize..(offset + len) as usize],
+            )),
+        }
+    }
+}
+
+/// Bytes fetched from a [`Source`]; a pooled buffer goes back to the pool on drop.
+enum Fetched<'a> {
+    Pooled { buf: Vec<u8>, len: usize },
+    Borrowed(&'a [u8]),
+}
+
+impl std::ops::Deref for Fetched<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Fetched::Pooled { buf, len } => &buf[..*len],
+            Fetched::Borrowed(bytes) => bytes,
+        }
+    }
+}
+
+impl Drop for Fetched<'_> {
+    fn drop(&mut self) {
+        if let Fetched::Pooled { buf, .. } = self {
+            give_read_buffer(std::mem::take(buf));
         }
     }
 }

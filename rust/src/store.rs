@@ -95,7 +95,20 @@ impl StoredObject {
 
     /// Reads `len` bytes at `offset`; the range must lie inside the object.
     pub fn read_at(&self, offset: u64, len: u64) -> Result<Vec<u8>> {
-        if offset.checked_add(len).is_none_or(|end| end > self.len) {
+        let mut buf = vec![
+            0u8;
+            usize::try_from(len)
+                .unwrap_or(usize::MAX)
+                .min(self.len as usize)
+        ];
+        self.read_into(offset, len, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Reads `len` bytes at `offset` into the front of `buf` (which must be
+    /// long enough); the range must lie inside the object.
+    pub fn read_into(&self, offset: u64, len: u64, buf: &mut [u8]) -> Result<()> {
+        if offset.checked_add(len).is_none_or(|end| end > self.len) || len > buf.len() as u64 {
             return Err(Error::new(
                 ErrorKind::DecodeError,
                 format!(
@@ -105,11 +118,9 @@ impl StoredObject {
                 ),
             ));
         }
-        let mut buf = vec![0u8; len as usize];
         self.file
-            .read_exact_at(&mut buf, offset)
-            .map_err(|e| Error::storage(format!("{}: {e}", self.path.display())))?;
-        Ok(buf)
+            .read_exact_at(&mut buf[..len as usize], offset)
+            .map_err(|e| Error::storage(format!("{}: {e}", self.path.display())))
     }
 
     /// Reads the whole object.
