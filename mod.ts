@@ -13,8 +13,19 @@
  */
 
 export { type Image, open, type OpenOptions } from "./src/image.ts";
+export {
+  type ArrayInfo,
+  type ImageInfo,
+  info,
+  type LevelSummary,
+  type Member,
+  type NodeInfo,
+  type PlateInfo,
+  type PlateWell,
+  type WellInfo,
+} from "./src/info.ts";
 export type { AxisSelection, CollectOptions, Plan, Query, Selection } from "./src/query.ts";
-export { TensorView } from "./src/tensor_view.ts";
+export { fromDLPack, TensorView } from "./src/tensor_view.ts";
 export {
   createArray,
   type CreateArrayOptions,
@@ -22,7 +33,7 @@ export {
   ZarrArrayWriter,
 } from "./src/zarr/create.ts";
 export { createOmeZarr, type OmeZarrOptions, OmeZarrWriter, writeOmeZarr } from "./src/ome_zarr.ts";
-export type { Device } from "./src/tensor_view.ts";
+export type { Device, DLPackOptions, ViewSelection } from "./src/tensor_view.ts";
 export type { AnyTypedArray, DType, FillValue, TypedArrayFor } from "./src/dtype.ts";
 export type { Axis, Channel, LevelInfo } from "./src/ngff.ts";
 export type { Counters } from "./src/native.ts";

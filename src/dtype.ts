@@ -85,6 +85,13 @@ export function dtypeCode(dtype: DType): number {
   return NAMES.indexOf(dtype);
 }
 
+/** The dtype of a native code. */
+export function dtypeFromCode(code: number): DType {
+  const dtype = NAMES[code];
+  if (dtype === undefined) throw new DtypeMismatch(`unknown native dtype code ${code}`);
+  return dtype;
+}
+
 /** Bytes per element. */
 export function dtypeSize(dtype: DType): number {
   return SIZES[dtype];

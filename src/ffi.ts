@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { TesseraError } from "./errors.ts";
 
 /** ABI version this TypeScript expects (rust/src/ffi.rs `ABI_VERSION`). */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 /** Symbols of the native library. */
 export const symbols = {
@@ -55,6 +55,20 @@ export const symbols = {
   tessera_buffer_data: { parameters: ["pointer"], result: "pointer" },
   tessera_buffer_len: { parameters: ["pointer"], result: "usize" },
   tessera_buffer_free: { parameters: ["pointer"], result: "void" },
+  tessera_buffer_retain: { parameters: ["pointer"], result: "pointer" },
+  tessera_copy_strided: {
+    parameters: ["pointer", "buffer", "usize", "buffer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  tessera_dlpack_export: {
+    parameters: ["pointer", "buffer", "usize", "u32", "u32", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
+  tessera_dlpack_import: {
+    parameters: ["pointer", "u32", "buffer", "buffer", "usize", "buffer", "usize"],
+    result: "i32",
+  },
   tessera_progress_new: { parameters: [], result: "pointer" },
   tessera_progress_read: { parameters: ["pointer", "buffer", "usize"], result: "void" },
   tessera_progress_free: { parameters: ["pointer"], result: "void" },

@@ -162,8 +162,93 @@ export class NativeBuffer implements Disposable {
 
   /** Address of the first byte. */
   get pointer(): Deno.PointerObject {
+    return native().tessera_buffer_data(this.handle)!;
+  }
+
+  /** The native buffer handle (for calls that take the buffer itself). */
+  get handle(): Deno.PointerObject {
     if (!this.#pointer) throw new Shutdown("tensor memory was released (view disposed)");
-    return native().tessera_buffer_data(this.#pointer)!;
+    return this.#pointer;
+  }
+
+  /** A new, independent reference to the same memory. */
+  retain(): NativeBuffer {
+    const pointer = native().tessera_buffer_retain(this.handle);
+    if (pointer === null) throw new Shutdown("native buffer could not be retained");
+    return new NativeBuffer(pointer);
+  }
+
+  /** Copies a strided view (`[dtype, rank, offset, shape…, strides…]`) into a new C-order buffer. */
+  async copyStrided(layout: BigInt64Array<ArrayBuffer>): Promise<NativeBuffer> {
+    const slot = new BigUint64Array(1);
+    const err = errorBuffer();
+    check(
+      await native().tessera_copy_strided(
+        this.handle,
+        layout,
+        BigInt(layout.length),
+        slot,
+        err,
+        BigInt(err.length),
+      ),
+      err,
+    );
+    return new NativeBuffer(takePointer(slot));
+  }
+
+  /** Exports a view (`[dtype, rank, offset, shape…, strides…]`) as a DLPack managed tensor. */
+  exportDLPack(
+    layout: BigInt64Array<ArrayBuffer>,
+    versioned: boolean,
+    readOnly: boolean,
+  ): Deno.PointerObject {
+    const slot = new BigUint64Array(1);
+    const err = errorBuffer();
+    check(
+      native().tessera_dlpack_export(
+        this.handle,
+        layout,
+        BigInt(layout.length),
+        versioned ? 1 : 0,
+        readOnly ? 1 : 0,
+        slot,
+        err,
+        BigInt(err.length),
+      ),
+      err,
+    );
+    return takePointer(slot);
+  }
+
+  /**
+   * Takes ownership of another producer's DLPack managed tensor. Returns the
+   * buffer (which calls the producer's deleter when its last reference goes)
+   * and the layout words `[dtype, rank, offset, shape…, strides…]`.
+   */
+  static importDLPack(
+    managed: Deno.PointerObject,
+    versioned: boolean,
+  ): { buffer: NativeBuffer; layout: number[] } {
+    const slot = new BigUint64Array(1);
+    const info = new BigInt64Array(3 + 2 * 32);
+    const err = errorBuffer();
+    check(
+      native().tessera_dlpack_import(
+        managed,
+        versioned ? 1 : 0,
+        slot,
+        info,
+        BigInt(info.length),
+        err,
+        BigInt(err.length),
+      ),
+      err,
+    );
+    const rank = Number(info[1]);
+    return {
+      buffer: new NativeBuffer(takePointer(slot)),
+      layout: Array.from(info.subarray(0, 3 + 2 * rank), Number),
+    };
   }
 
   /** Releases this reference and detaches the `ArrayBuffer`. */

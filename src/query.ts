@@ -9,6 +9,7 @@ import { CudaError, InvalidArgument } from "./errors.ts";
 import type { Image } from "./image.ts";
 import { type Counters, withProgress } from "./native.ts";
 import { type DimSelection, encodeRequest } from "./request.ts";
+import { layoutAxes, resolveLayout } from "./layout.ts";
 import { layoutOf, TensorView } from "./tensor_view.ts";
 
 /** A selection along one axis: an index (drops the axis), `[start, stop]` or `[start, stop, step]`. */
@@ -59,6 +60,7 @@ interface QueryState {
   level: number;
   selection: Readonly<Record<string, AxisSelection>>;
   dtype?: DType;
+  layout?: string;
 }
 
 const ALIASES: Record<string, string> = { h: "y", w: "x" };
@@ -94,6 +96,18 @@ export class Query {
     return new Query(this.#image, { ...this.#state, selection: merged });
   }
 
+  /**
+   * Orders (and picks) the output axes, e.g. "CZYX", "ZYXC", "CHW". Every
+   * axis that is not a single index must appear; a single-index axis may
+   * appear (as size 1) or be left out. The permutation is fused into
+   * assembly: no second pass over the data. Default: when T and Z are both
+   * single indices, C first then the rest ("CYX"); otherwise store order.
+   */
+  layout(spec: string): Query {
+    layoutAxes(spec, this.#image.axes);
+    return new Query(this.#image, { ...this.#state, layout: spec });
+  }
+
   /** Converts elements to `dtype` while assembling. */
   cast(dtype: DType): Query {
     return new Query(this.#image, { ...this.#state, dtype: parseDType(dtype, "cast target") });
@@ -124,15 +138,36 @@ export class Query {
     const dims = image.axes.map((axis, d) =>
       resolveAxis(axis, this.#state.selection[axis], shape[d], image.source)
     );
-    const kept = dims.filter((d) => d.keep);
+    const order = this.#outputOrder(dims);
+    for (const i of order) dims[i].keep = true;
     const dtype = this.#state.dtype ?? image.dtype;
     return {
       dims,
-      request: encodeRequest(dtype, dims),
-      axes: image.axes.filter((_, i) => dims[i].keep),
-      shape: kept.map((d) => d.count),
+      request: encodeRequest(dtype, dims, order),
+      axes: order.map((i) => image.axes[i]),
+      shape: order.map((i) => dims[i].count),
       dtype,
     };
+  }
+
+  /** Output axis order as indices of store dimensions. */
+  #outputOrder(dims: readonly DimSelection[]): number[] {
+    const axes = this.#image.axes;
+    const kept = dims.flatMap((d, i) => d.keep ? [i] : []);
+    if (this.#state.layout !== undefined) {
+      return resolveLayout(
+        this.#state.layout,
+        axes,
+        kept.map((i) => axes[i]),
+        `the selection of ${this.#image.source}`,
+      );
+    }
+    const indexed = (name: string) => axes.includes(name) && !dims[axes.indexOf(name)].keep;
+    const c = axes.indexOf("c");
+    if (indexed("t") && indexed("z") && c >= 0 && dims[c].keep) {
+      return [c, ...kept.filter((i) => i !== c)];
+    }
+    return kept;
   }
 
   /** What the query will read: output shape and dtype, chunks, bytes and read operations. */
@@ -157,7 +192,7 @@ export class Query {
     };
   }
 
-  /** Reads, decodes and assembles the selection into a new tensor (store axis order). */
+  /** Reads, decodes and assembles the selection into a new tensor in the query's layout. */
   async collect(options: CollectOptions = {}): Promise<TensorView> {
     const device = options.device ?? "cpu";
     if (device !== "cpu") {

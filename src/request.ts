@@ -19,15 +19,22 @@ export interface DimSelection {
   keep: boolean;
 }
 
-/** Encodes a request whose output is C-order over the kept dimensions in store order. */
+/**
+ * Encodes a request whose output is C-order over the dimensions listed in
+ * `order` (indices of kept dimensions, in output order; default: the kept
+ * dimensions in store order). The permutation costs nothing: each element
+ * is written straight to its place.
+ */
 export function encodeRequest(
   dtype: DType,
   dims: readonly DimSelection[],
+  order: readonly number[] = dims.flatMap((d, i) => d.keep ? [i] : []),
 ): BigInt64Array<ArrayBuffer> {
-  const strides = contiguousStrides(dims.filter((d) => d.keep).map((d) => d.count));
-  let k = 0;
+  const outStrides = contiguousStrides(order.map((i) => dims[i].count));
+  const strides = dims.map(() => 0);
+  order.forEach((dim, k) => strides[dim] = outStrides[k]);
   const words = [dtypeCode(dtype), dims.length];
-  for (const d of dims) words.push(d.start, d.count, d.step, d.keep ? strides[k++] : 0);
+  dims.forEach((d, i) => words.push(d.start, d.count, d.step, strides[i]));
   return BigInt64Array.from(words, BigInt);
 }
 

@@ -1,20 +1,44 @@
 /**
- * TensorView: a strided view over native memory.
+ * TensorView: a strided view over native memory. Views made by
+ * `withLayout`, `select`, `slice` and `flip` share the memory of the view
+ * they come from (each holds its own reference); `contiguous()` copies only
+ * when the elements are not already packed in C order.
  * @module
  */
 
 import {
   type AnyTypedArray,
   type DType,
+  dtypeCode,
+  dtypeFromCode,
   dtypeSize,
   typedArray,
   type TypedArrayFor,
 } from "./dtype.ts";
 import { InvalidArgument } from "./errors.ts";
-import type { NativeBuffer } from "./native.ts";
+import { resolveLayout } from "./layout.ts";
+import { NativeBuffer } from "./native.ts";
 
 /** Where a view's memory lives. */
 export type Device = "cpu";
+
+/** A selection of one axis of a view: an index (drops the axis), or `[start, stop, step?]` (Python slice rules, `null` for an open end; a negative step walks backwards). */
+export type ViewSelection =
+  | number
+  | readonly [number | null, number | null]
+  | readonly [
+    number | null,
+    number | null,
+    number,
+  ];
+
+/** Options of {@link TensorView.toDLPack}. */
+export interface DLPackOptions {
+  /** Export `DLManagedTensorVersioned` (DLPack ≥ 1.0, default) or the legacy `DLManagedTensor`. */
+  versioned?: boolean;
+  /** Flag the tensor read-only (versioned only): consumers must not write to it. */
+  readOnly?: boolean;
+}
 
 /** C-order strides (in elements) of `shape`. */
 export function contiguousStrides(shape: readonly number[]): number[] {
@@ -32,17 +56,41 @@ export function layoutOf(axes: readonly string[]): string {
   return axes.every((a) => a.length === 1) ? axes.join("").toUpperCase() : axes.join(",");
 }
 
+/** Start and count of a Python-style slice of an axis of size `n`; throws when empty or out of range. */
+function sliceAxis(
+  axis: string,
+  n: number,
+  sel: readonly (number | null)[],
+): { start: number; count: number; step: number } {
+  const [rawStart, rawStop] = sel;
+  const step = sel[2] ?? 1;
+  const bad = (what: string): never => {
+    throw new InvalidArgument(`view selection of axis "${axis}" (size ${n}): ${what}`);
+  };
+  if (!Number.isInteger(step) || step === 0) bad(`step ${step} must be a non-zero integer`);
+  const bound = (v: number | null, open: number): number => {
+    if (v === null || v === undefined) return open;
+    if (!Number.isInteger(v) || v < -n || v > n) return bad(`${v} is outside [-${n}, ${n}]`);
+    return v < 0 ? v + n : v;
+  };
+  const start = bound(rawStart, step > 0 ? 0 : n - 1);
+  const stop = bound(rawStop, step > 0 ? n : -1);
+  const count = step > 0 ? Math.ceil((stop - start) / step) : Math.ceil((start - stop) / -step);
+  if (count <= 0 || start >= n) bad(`[${rawStart}, ${rawStop}, ${step}] selects nothing`);
+  return { start, count, step };
+}
+
 /**
- * A tensor: dtype, shape and strides (in elements) over a native buffer.
- * The buffer is shared with other views of it and freed when the last
- * reference goes; disposing a view releases its reference at once.
+ * A tensor: dtype, shape and strides (in elements) over native memory.
+ * Disposing a view releases its reference; the memory is freed with the
+ * last one (other views, DLPack consumers).
  */
 export class TensorView<D extends DType = DType> implements Disposable {
   /** Element type. */
   readonly dtype: D;
   /** Extent of each axis. */
   readonly shape: readonly number[];
-  /** Distance between neighbours along each axis, in elements. */
+  /** Distance between neighbours along each axis, in elements (may be negative). */
   readonly strides: readonly number[];
   /** Axis names, lower case, in view order. */
   readonly axes: readonly string[];
@@ -52,7 +100,7 @@ export class TensorView<D extends DType = DType> implements Disposable {
   readonly device: Device = "cpu";
   #buffer: NativeBuffer;
 
-  /** Wraps `buffer`; `strides` default to C order. */
+  /** Wraps `buffer` (taking over this reference); `strides` default to C order. */
   constructor(
     buffer: NativeBuffer,
     dtype: D,
@@ -84,15 +132,123 @@ export class TensorView<D extends DType = DType> implements Disposable {
     return this.shape.reduce((a, b) => a * b, 1);
   }
 
-  /** Bytes spanned by the elements of this view. */
+  /** Bytes of the elements of this view. */
   get byteLength(): number {
     return this.size * dtypeSize(this.dtype);
+  }
+
+  /** Address of the first element (for interop checks). */
+  get address(): bigint {
+    return BigInt(Deno.UnsafePointer.value(this.#buffer.pointer)) +
+      BigInt(this.offset * dtypeSize(this.dtype));
   }
 
   /** Whether the elements are packed in C order with no gaps. */
   isContiguous(): boolean {
     const expected = contiguousStrides(this.shape);
     return this.shape.every((n, i) => n === 1 || this.strides[i] === expected[i]);
+  }
+
+  #derive(
+    shape: readonly number[],
+    axes: readonly string[],
+    strides: readonly number[],
+    offset: number,
+  ): TensorView<D> {
+    return new TensorView(this.#buffer.retain(), this.dtype, shape, axes, strides, offset);
+  }
+
+  /**
+   * The same memory with the axes reordered (zero copy), e.g. "ZYXC". Every
+   * axis longer than 1 must appear; size-1 axes may be left out.
+   */
+  withLayout(spec: string): TensorView<D> {
+    const required = this.axes.filter((_, i) => this.shape[i] !== 1);
+    const order = resolveLayout(spec, this.axes, required, `this ${this.layout} view`);
+    return this.#derive(
+      order.map((i) => this.shape[i]),
+      order.map((i) => this.axes[i]),
+      order.map((i) => this.strides[i]),
+      this.offset,
+    );
+  }
+
+  /** A sub-view (zero copy): an index drops the axis; `[start, stop, step]` keeps it, negative steps reverse. */
+  select(selection: Record<string, ViewSelection>): TensorView<D> {
+    const shape = [...this.shape], strides = [...this.strides];
+    const keep = this.axes.map(() => true);
+    let offset = this.offset;
+    for (const [key, sel] of Object.entries(selection)) {
+      const i = this.#axisIndex(key);
+      const n = this.shape[i];
+      if (typeof sel === "number") {
+        if (!Number.isInteger(sel) || sel < -n || sel >= n) {
+          throw new InvalidArgument(
+            `view selection of axis "${this.axes[i]}" (size ${n}): index ${sel} is out of range`,
+          );
+        }
+        offset += (sel < 0 ? sel + n : sel) * this.strides[i];
+        keep[i] = false;
+      } else if (Array.isArray(sel) && (sel.length === 2 || sel.length === 3)) {
+        const { start, count, step } = sliceAxis(this.axes[i], n, sel);
+        offset += start * this.strides[i];
+        shape[i] = count;
+        strides[i] = this.strides[i] * step;
+      } else {
+        throw new InvalidArgument(
+          `view selection of axis "${key}": ${
+            String(sel)
+          } must be an index or [start, stop, step?]`,
+        );
+      }
+    }
+    const kept = (values: readonly (number | string)[]) => values.filter((_, i) => keep[i]);
+    return this.#derive(
+      kept(shape) as number[],
+      kept(this.axes) as string[],
+      kept(strides) as number[],
+      offset,
+    );
+  }
+
+  /** `select` of one axis: `slice("x", 10, 20)`, `slice("z", null, null, -1)`. */
+  slice(axis: string, start: number | null, stop: number | null, step = 1): TensorView<D> {
+    return this.select({ [axis]: [start, stop, step] });
+  }
+
+  /** The axis reversed (zero copy: a negative stride). */
+  flip(axis: string): TensorView<D> {
+    return this.slice(axis, null, null, -1);
+  }
+
+  #axisIndex(key: string): number {
+    const lower = key.toLowerCase();
+    const name = this.axes.includes(lower)
+      ? lower
+      : ({ h: "y", w: "x" } as Record<string, string>)[lower] ?? lower;
+    const i = this.axes.indexOf(name);
+    if (i < 0) {
+      throw new InvalidArgument(
+        `axis "${key}" is not an axis of this view (axes: ${this.axes.join(", ")})`,
+      );
+    }
+    return i;
+  }
+
+  #layoutWords(): BigInt64Array<ArrayBuffer> {
+    return BigInt64Array.from(
+      [dtypeCode(this.dtype), this.shape.length, this.offset, ...this.shape, ...this.strides],
+      BigInt,
+    );
+  }
+
+  /** A C-contiguous view: this memory when already packed (no copy), else a new copy. */
+  async contiguous(): Promise<TensorView<D>> {
+    if (this.isContiguous()) {
+      return this.#derive(this.shape, this.axes, contiguousStrides(this.shape), this.offset);
+    }
+    const copy = await this.#buffer.copyStrided(this.#layoutWords());
+    return new TensorView(copy, this.dtype, this.shape, this.axes);
   }
 
   /**
@@ -103,7 +259,7 @@ export class TensorView<D extends DType = DType> implements Disposable {
   data(): TypedArrayFor<D> {
     if (!this.isContiguous()) {
       throw new InvalidArgument(
-        `view with strides [${this.strides}] is not contiguous; data() needs a C-order view`,
+        `view with strides [${this.strides}] is not contiguous; call contiguous() first`,
       );
     }
     return typedArray(
@@ -126,8 +282,50 @@ export class TensorView<D extends DType = DType> implements Disposable {
     return all[flat];
   }
 
+  /**
+   * Exports the view as a DLPack managed tensor (zero copy; shape and strides
+   * in elements). The tensor holds its own reference to the memory: this view
+   * may be disposed first. Whoever receives the pointer calls its deleter
+   * once (or passes it to {@link fromDLPack} / a consumer that does).
+   */
+  toDLPack(options: DLPackOptions = {}): Deno.PointerObject {
+    return this.#buffer.exportDLPack(
+      this.#layoutWords(),
+      options.versioned ?? true,
+      options.readOnly ?? false,
+    );
+  }
+
   /** Releases this view's reference to the memory. */
   [Symbol.dispose](): void {
     this.#buffer[Symbol.dispose]();
   }
+}
+
+/** Default axis names for an imported tensor of rank `n`. */
+function defaultAxes(n: number): string[] {
+  const letters = ["t", "c", "z", "y", "x"];
+  return n <= letters.length
+    ? letters.slice(letters.length - n)
+    : Array.from({ length: n }, (_, i) => `d${i}`);
+}
+
+/**
+ * Imports another producer's DLPack managed tensor as a view (zero copy).
+ * Ownership passes to the view: the producer's deleter runs once, when the
+ * view and every view derived from it are disposed (or collected).
+ */
+export function fromDLPack(
+  managed: Deno.PointerObject,
+  options: { versioned?: boolean; axes?: string[] } = {},
+): TensorView {
+  const { buffer, layout } = NativeBuffer.importDLPack(managed, options.versioned ?? true);
+  const [code, rank, offset, ...dims] = layout;
+  const dtype = dtypeFromCode(code);
+  const axes = options.axes ?? defaultAxes(rank);
+  if (axes.length !== rank) {
+    buffer[Symbol.dispose]();
+    throw new InvalidArgument(`fromDLPack: ${axes.length} axis names for a rank-${rank} tensor`);
+  }
+  return new TensorView(buffer, dtype, dims.slice(0, rank), axes, dims.slice(rank), offset);
 }

@@ -15,11 +15,24 @@ pub const ALIGNMENT: usize = 64;
 /// Buffers at least this large are mapped rather than taken from the heap.
 const MAP_THRESHOLD: usize = 32 << 20;
 
+/// Releases memory owned by another producer (e.g. a DLPack deleter).
+pub type Release = Box<dyn FnOnce() + Send>;
+
 /// Where an allocation came from, so it is returned to the same place.
-#[derive(Debug)]
 enum Origin {
     Heap(Layout),
     Mapped(usize),
+    Foreign(Option<Release>),
+}
+
+impl std::fmt::Debug for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Origin::Heap(_) => "heap",
+            Origin::Mapped(_) => "mapped",
+            Origin::Foreign(_) => "foreign",
+        })
+    }
 }
 
 /// An owned, zero-initialised, aligned allocation.
@@ -81,6 +94,15 @@ impl AlignedBuffer {
         })
     }
 
+    /// Memory owned by another producer: `release` runs when the buffer drops.
+    pub fn foreign(ptr: *mut u8, len: usize, release: Release) -> Self {
+        Self {
+            ptr,
+            len,
+            origin: Origin::Foreign(Some(release)),
+        }
+    }
+
     /// Start of the buffer.
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr
@@ -101,10 +123,15 @@ impl Drop for AlignedBuffer {
     fn drop(&mut self) {
         // SAFETY: allocated in `zeroed` from this origin, released once.
         unsafe {
-            match self.origin {
-                Origin::Heap(layout) => dealloc(self.ptr, layout),
+            match &mut self.origin {
+                Origin::Heap(layout) => dealloc(self.ptr, *layout),
                 Origin::Mapped(len) => {
-                    libc::munmap(self.ptr.cast(), len);
+                    libc::munmap(self.ptr.cast(), *len);
+                }
+                Origin::Foreign(release) => {
+                    if let Some(release) = release.take() {
+                        release();
+                    }
                 }
             }
         }

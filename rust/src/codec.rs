@@ -66,6 +66,86 @@ fn strip_crc32c(input: &[u8]) -> Result<&[u8]> {
     Ok(payload)
 }
 
+/// Inflates a gzip or zlib stream into exactly `out`; trailing data is an error.
+fn inflate_into(codec: &BytesCodec, input: &[u8], out: &mut [u8]) -> Result<()> {
+    use std::io::Read;
+    let (name, mut reader): (&str, Box<dyn Read + '_>) = match codec {
+        BytesCodec::Gzip { .. } => ("gzip", Box::new(flate2::bufread::MultiGzDecoder::new(input))),
+        _ => ("zlib", Box::new(flate2::bufread::ZlibDecoder::new(input))),
+    };
+    reader
+        .read_exact(out)
+        .map_err(|e| Error::decode(format!("{name}: {e} (expected {} bytes)", out.len())))?;
+    let mut extra = [0u8; 1];
+    match reader.read(&mut extra) {
+        Ok(0) => Ok(()),
+        Ok(_) => Err(Error::decode(format!("{name}: more than the expected {} bytes", out.len()))),
+        Err(e) => Err(Error::decode(format!("{name}: {e}"))),
+    }
+}
+
+/// Inflates a gzip or zlib stream of at most `limit` bytes into a new vector.
+fn inflate_to_vec(codec: &BytesCodec, input: &[u8], limit: usize) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let reader: Box<dyn Read + '_> = match codec {
+        BytesCodec::Gzip { .. } => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+        _ => Box::new(flate2::bufread::ZlibDecoder::new(input)),
+    };
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::decode(format!("inflate: {e}")))?;
+    if out.len() > limit {
+        return Err(Error::decode(format!("inflate: more than {limit} bytes")));
+    }
+    Ok(out)
+}
+
+/// Decodes numcodecs' LZ4 framing (u32 LE size, then a block) into exactly `out`.
+fn lz4_into(input: &[u8], out: &mut [u8]) -> Result<()> {
+    let (size, block) = input
+        .split_first_chunk::<4>()
+        .ok_or_else(|| Error::decode("lz4: shorter than its size header"))?;
+    let size = u32::from_le_bytes(*size) as usize;
+    if size != out.len() {
+        return Err(Error::decode(format!("lz4: declares {size} bytes, expected {}", out.len())));
+    }
+    let n = lz4_flex::block::decompress_into(block, out).map_err(|e| Error::decode(format!("lz4: {e}")))?;
+    if n != out.len() {
+        return Err(Error::decode(format!("lz4: decoded {n} bytes, expected {}", out.len())));
+    }
+    Ok(())
+}
+
+/// Decodes one bytes-to-bytes codec whose output size is not known in advance.
+fn decode_one_to_vec(codec: &BytesCodec, input: &[u8], limit: usize) -> Result<Vec<u8>> {
+    match codec {
+        BytesCodec::Zstd { .. } => zstd_to_vec(input, limit),
+        BytesCodec::Crc32c => Ok(strip_crc32c(input)?.to_vec()),
+        BytesCodec::Gzip { .. } | BytesCodec::Zlib { .. } => inflate_to_vec(codec, input, limit),
+        BytesCodec::Blosc => {
+            let size = crate::blosc::decompressed_size(input)?;
+            if size > limit {
+                return Err(Error::decode(format!("blosc: declares {size} bytes, more than {limit}")));
+            }
+            let mut out = vec![0u8; size];
+            crate::blosc::decompress_into(input, &mut out)?;
+            Ok(out)
+        }
+        BytesCodec::Lz4 => {
+            let size = input
+                .first_chunk::<4>()
+                .map(|s| u32::from_le_bytes(*s) as usize)
+                .filter(|&s| s <= limit)
+                .ok_or_else(|| Error::decode(format!("lz4: missing size or more than {limit} bytes")))?;
+            let mut out = vec![0u8; size];
+            lz4_into(input, &mut out)?;
+            Ok(out)
+        }
+    }
+}
+
 /// Undoes the bytes-to-bytes `codecs`, writing exactly `out.len()` bytes.
 pub fn decode_bytes_into(codecs: &[BytesCodec], input: &[u8], out: &mut [u8]) -> Result<()> {
     match codecs.split_last() {
@@ -80,8 +160,11 @@ pub fn decode_bytes_into(codecs: &[BytesCodec], input: &[u8], out: &mut [u8]) ->
         ))),
         Some((BytesCodec::Crc32c, rest)) => decode_bytes_into(rest, strip_crc32c(input)?, out),
         Some((BytesCodec::Zstd { .. }, [])) => zstd_into(input, out),
-        Some((BytesCodec::Zstd { .. }, rest)) => {
-            let inner = zstd_to_vec(input, out.len() * 2 + (1 << 16))?;
+        Some((codec @ (BytesCodec::Gzip { .. } | BytesCodec::Zlib { .. }), [])) => inflate_into(codec, input, out),
+        Some((BytesCodec::Blosc, [])) => crate::blosc::decompress_into(input, out),
+        Some((BytesCodec::Lz4, [])) => lz4_into(input, out),
+        Some((codec, rest)) => {
+            let inner = decode_one_to_vec(codec, input, out.len() * 2 + (1 << 16))?;
             decode_bytes_into(rest, &inner, out)
         }
     }
@@ -93,9 +176,7 @@ pub fn decode_bytes_to_vec(codecs: &[BytesCodec], input: &[u8], limit: usize) ->
     match codecs.split_last() {
         None => Ok(input.to_vec()),
         Some((BytesCodec::Crc32c, rest)) => decode_bytes_to_vec(rest, strip_crc32c(input)?, limit),
-        Some((BytesCodec::Zstd { .. }, rest)) => {
-            decode_bytes_to_vec(rest, &zstd_to_vec(input, limit)?, limit)
-        }
+        Some((codec, rest)) => decode_bytes_to_vec(rest, &decode_one_to_vec(codec, input, limit)?, limit),
     }
 }
 
@@ -275,9 +356,39 @@ pub fn encode_chunk(
                 bytes.extend_from_slice(&crc.to_le_bytes());
                 bytes
             }
+            BytesCodec::Gzip { level } => deflate(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(*level)), &bytes)?,
+            BytesCodec::Zlib { level } => deflate(flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(*level)), &bytes)?,
+            BytesCodec::Blosc | BytesCodec::Lz4 => {
+                return Err(Error::invalid("writing blosc or lz4 chunks is not supported; use zstd, gzip or zlib"));
+            }
         };
     }
     Ok(Some(bytes))
+}
+
+/// Finishes a deflate encoder over `bytes`.
+fn deflate<W: std::io::Write + Finish>(mut encoder: W, bytes: &[u8]) -> Result<Vec<u8>> {
+    encoder
+        .write_all(bytes)
+        .map_err(|e| Error::storage(format!("deflate: {e}")))?;
+    encoder.finish_encoding()
+}
+
+/// The `finish` of flate2's encoders, which share no trait.
+trait Finish {
+    fn finish_encoding(self) -> Result<Vec<u8>>;
+}
+
+impl Finish for flate2::write::GzEncoder<Vec<u8>> {
+    fn finish_encoding(self) -> Result<Vec<u8>> {
+        self.finish().map_err(|e| Error::storage(format!("gzip: {e}")))
+    }
+}
+
+impl Finish for flate2::write::ZlibEncoder<Vec<u8>> {
+    fn finish_encoding(self) -> Result<Vec<u8>> {
+        self.finish().map_err(|e| Error::storage(format!("zlib: {e}")))
+    }
 }
 
 fn encode_shard(

@@ -4,6 +4,7 @@
 //! their `*_free` export.
 
 use crate::buffer::SharedBuffer;
+use crate::dlpack::{self, TensorLayout};
 use crate::downsample;
 use crate::dtype::DType;
 use crate::error::{Error, ErrorKind, Result};
@@ -12,11 +13,12 @@ use crate::read::{self, Array};
 use crate::region::Request;
 use crate::spec::ArraySpec;
 use crate::store::FsStore;
+use crate::strided;
 use crate::write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Version of this ABI; `src/ffi.ts` refuses a library with another.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Runs `f`, turning errors and panics into a status and a message.
 fn guarded(err: *mut u8, err_len: usize, f: impl FnOnce() -> Result<()>) -> i32 {
@@ -302,6 +304,115 @@ pub unsafe extern "C" fn tessera_progress_read(
             *out.add(i) = *v;
         }
     }
+}
+
+/// A new reference to a buffer (the memory lives until every reference is freed).
+///
+/// # Safety
+/// `buffer` must be a live buffer handle.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_buffer_retain(buffer: *const SharedBuffer) -> *mut SharedBuffer {
+    buffer
+        .as_ref()
+        .map_or(std::ptr::null_mut(), |b| Box::into_raw(Box::new(std::sync::Arc::clone(b))))
+}
+
+/// Decodes `[dtype, rank, offset, shape × rank, strides × rank]` (elements).
+fn tensor_layout(words: &[i64]) -> Result<TensorLayout> {
+    let bad = || Error::invalid(format!("tensor layout {words:?}"));
+    let [code, rank, offset, dims @ ..] = words else {
+        return Err(bad());
+    };
+    let rank = usize::try_from(*rank).ok().filter(|&r| r <= dlpack::MAX_RANK && dims.len() == 2 * r).ok_or_else(bad)?;
+    if dims[..rank].iter().any(|&n| n < 0) {
+        return Err(bad());
+    }
+    Ok(TensorLayout {
+        dtype: DType::from_code(*code)?,
+        offset: *offset,
+        shape: dims[..rank].to_vec(),
+        strides: dims[rank..].to_vec(),
+    })
+}
+
+/// Copies a strided view of `buffer` (see [`tensor_layout`]) into a new
+/// C-contiguous buffer written to `*out`.
+///
+/// # Safety
+/// Pointers must be valid for their lengths and live for the call.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_copy_strided(
+    buffer: *const SharedBuffer,
+    layout: *const i64,
+    layout_len: usize,
+    out: *mut *mut SharedBuffer,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        let buffer = handle(buffer, "buffer")?;
+        let layout = tensor_layout(slice(layout, layout_len, "layout")?)?;
+        store_out(out, strided::make_contiguous(buffer, &layout)?)
+    })
+}
+
+/// Exports a view of `buffer` as a DLPack managed tensor (versioned when
+/// `versioned` is non-zero; flagged read-only when `read_only` is non-zero)
+/// and writes its address to `*out`. The consumer calls its deleter once.
+///
+/// # Safety
+/// Pointers must be valid for their lengths; `out` for one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_dlpack_export(
+    buffer: *const SharedBuffer,
+    layout: *const i64,
+    layout_len: usize,
+    versioned: u32,
+    read_only: u32,
+    out: *mut *mut std::ffi::c_void,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        let buffer = handle(buffer, "buffer")?;
+        let layout = tensor_layout(slice(layout, layout_len, "layout")?)?;
+        let managed = dlpack::export(buffer, &layout, versioned != 0, read_only != 0)?;
+        if out.is_null() {
+            return Err(Error::invalid("output slot is null"));
+        }
+        *out = managed;
+        Ok(())
+    })
+}
+
+/// Takes ownership of another producer's DLPack managed tensor: writes a
+/// buffer handle (which calls the producer's deleter when freed) to `*out`
+/// and `[dtype, rank, offset, shape × rank, strides × rank]` to `info`
+/// (room for `info_len` words). On error the deleter has been called.
+///
+/// # Safety
+/// `managed` must be a live managed tensor of the stated kind, given up by the caller.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_dlpack_import(
+    managed: *mut std::ffi::c_void,
+    versioned: u32,
+    out: *mut *mut SharedBuffer,
+    info: *mut i64,
+    info_len: usize,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        if info.is_null() || info_len < 3 + 2 * dlpack::MAX_RANK {
+            return Err(Error::invalid("DLPack import needs room for a rank-32 layout"));
+        }
+        let (buffer, layout) = dlpack::import(managed, versioned != 0)?;
+        let mut words = vec![layout.dtype as i64, layout.shape.len() as i64, layout.offset];
+        words.extend(&layout.shape);
+        words.extend(&layout.strides);
+        std::ptr::copy_nonoverlapping(words.as_ptr(), info, words.len());
+        store_out(out, buffer)
+    })
 }
 
 /// Frees progress counters (null is ignored).

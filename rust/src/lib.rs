@@ -4,9 +4,11 @@
 //! and calls the C ABI in [`ffi`]; this crate moves the bytes.
 
 pub mod assemble;
+pub mod blosc;
 pub mod buffer;
 pub mod cast;
 pub mod codec;
+pub mod dlpack;
 pub mod downsample;
 pub mod dtype;
 pub mod error;
@@ -17,6 +19,7 @@ pub mod region;
 pub mod shard;
 pub mod spec;
 pub mod store;
+pub mod strided;
 pub mod write;
 
 use std::sync::OnceLock;

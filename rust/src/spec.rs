@@ -12,6 +12,11 @@
 //!   4 transpose  [order × rank]
 //!   5 sharding   [inner chunk shape × rank, index location (0 end, 1 start),
 //!                 inner codec chain, index codec chain]
+//!   6 gzip       [level]
+//!   7 zlib       [level]
+//!   8 blosc      [compressor (0 blosclz, 1 lz4, 2 lz4hc, 3 snappy, 4 zlib, 5 zstd),
+//!                 level, shuffle (0 none, 1 byte, 2 bit), typesize, blocksize]
+//!   9 lz4        [acceleration] (numcodecs framing: u32 LE size, then an LZ4 block)
 //! ```
 
 use crate::dtype::DType;
@@ -65,6 +70,20 @@ pub enum BytesCodec {
     },
     /// A CRC32C checksum of the payload, appended as 4 little-endian bytes.
     Crc32c,
+    /// A gzip stream (RFC 1952).
+    Gzip {
+        /// Compression level used when writing.
+        level: u32,
+    },
+    /// A zlib stream (RFC 1950).
+    Zlib {
+        /// Compression level used when writing.
+        level: u32,
+    },
+    /// A Blosc1 frame; its header describes how to decode it.
+    Blosc,
+    /// numcodecs' LZ4: the uncompressed size (u32 LE), then one LZ4 block.
+    Lz4,
 }
 
 /// The array-to-bytes codec of a chain.
@@ -285,7 +304,7 @@ fn decode_chain(r: &mut Reader<'_>, chunk_shape: &[u64]) -> Result<CodecChain> {
                     "transpose codec after the array-to-bytes codec",
                 ));
             }
-            2 | 3 if array_to_bytes.is_none() => {
+            2 | 3 | 6..=9 if array_to_bytes.is_none() => {
                 return Err(Error::invalid(
                     "bytes-to-bytes codec before the array-to-bytes codec",
                 ));
@@ -304,6 +323,28 @@ fn decode_chain(r: &mut Reader<'_>, chunk_shape: &[u64]) -> Result<CodecChain> {
                 bytes_to_bytes.push(BytesCodec::Zstd { level, checksum });
             }
             3 => bytes_to_bytes.push(BytesCodec::Crc32c),
+            6 | 7 => {
+                let level = r.next("deflate level")?;
+                let level = u32::try_from(level)
+                    .ok()
+                    .filter(|&l| l <= 9)
+                    .ok_or_else(|| Error::invalid(format!("gzip/zlib level {level}")))?;
+                bytes_to_bytes.push(if id == 6 {
+                    BytesCodec::Gzip { level }
+                } else {
+                    BytesCodec::Zlib { level }
+                });
+            }
+            8 => {
+                for what in ["blosc compressor", "blosc level", "blosc shuffle", "blosc typesize", "blosc blocksize"] {
+                    r.next(what)?;
+                }
+                bytes_to_bytes.push(BytesCodec::Blosc);
+            }
+            9 => {
+                r.next("lz4 acceleration")?;
+                bytes_to_bytes.push(BytesCodec::Lz4);
+            }
             4 => {
                 let order = (0..rank)
                     .map(|_| r.unsigned("transpose order").map(|v| v as usize))

@@ -8,7 +8,19 @@ import { dtypeCode } from "../dtype.ts";
 import type { ArrayMetadata, Codec } from "./metadata.ts";
 
 const DESCRIPTOR_VERSION = 1;
-const CODEC_IDS = { bytes: 1, zstd: 2, crc32c: 3, transpose: 4, sharding_indexed: 5 } as const;
+const CODEC_IDS = {
+  bytes: 1,
+  zstd: 2,
+  crc32c: 3,
+  transpose: 4,
+  sharding_indexed: 5,
+  gzip: 6,
+  zlib: 7,
+  blosc: 8,
+  lz4: 9,
+} as const;
+const BLOSC_CNAMES = ["blosclz", "lz4", "lz4hc", "snappy", "zlib", "zstd"];
+const BLOSC_SHUFFLES = ["noshuffle", "shuffle", "bitshuffle"];
 
 function chain(codecs: Codec[]): number[] {
   const words: number[] = [codecs.length];
@@ -22,6 +34,22 @@ function chain(codecs: Codec[]): number[] {
         words.push(codec.level, codec.checksum ? 1 : 0);
         break;
       case "crc32c":
+        break;
+      case "gzip":
+      case "zlib":
+        words.push(codec.level);
+        break;
+      case "blosc":
+        words.push(
+          BLOSC_CNAMES.indexOf(codec.cname),
+          codec.clevel,
+          BLOSC_SHUFFLES.indexOf(codec.shuffle),
+          codec.typesize,
+          codec.blocksize,
+        );
+        break;
+      case "lz4":
+        words.push(codec.acceleration);
         break;
       case "transpose":
         words.push(...codec.order);

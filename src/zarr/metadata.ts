@@ -7,12 +7,24 @@
 import { join } from "node:path";
 import { type DType, DTYPES, encodeScalar } from "../dtype.ts";
 import { NotFound, StorageError } from "../errors.ts";
+import { isV2Node, readV2Node } from "./v2.ts";
 
 /** A normalised codec. */
 export type Codec =
   | { name: "bytes"; endian: "little" | "big" }
   | { name: "zstd"; level: number; checksum: boolean }
   | { name: "crc32c" }
+  | { name: "gzip"; level: number }
+  | { name: "zlib"; level: number }
+  | {
+    name: "blosc";
+    cname: "blosclz" | "lz4" | "lz4hc" | "snappy" | "zlib" | "zstd";
+    clevel: number;
+    shuffle: "noshuffle" | "shuffle" | "bitshuffle";
+    typesize: number;
+    blocksize: number;
+  }
+  | { name: "lz4"; acceleration: number }
   | { name: "transpose"; order: number[] }
   | {
     name: "sharding_indexed";
@@ -86,11 +98,9 @@ export async function readNode(path: string): Promise<NodeMetadata> {
     if (!(e instanceof Deno.errors.NotFound)) {
       throw new StorageError(`${file}: ${(e as Error).message}`);
     }
-    const v2 = await exists(join(path, ".zarray")) || await exists(join(path, ".zgroup"));
+    if (await isV2Node(path)) return readV2Node(path);
     throw new StorageError(
-      v2
-        ? `${path} is a Zarr v2 store, which this version does not read yet`
-        : `${path} is not a Zarr store: it has no zarr.json`,
+      `${path} is not a Zarr store: it has no zarr.json (nor Zarr v2 .zarray/.zgroup)`,
     );
   }
   let json: unknown;
@@ -100,15 +110,6 @@ export async function readNode(path: string): Promise<NodeMetadata> {
     throw new StorageError(`${file} is not valid JSON: ${(e as Error).message}`);
   }
   return parseNode(json, path, file);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Validates a parsed `zarr.json` (`file` names it in messages). */
@@ -239,7 +240,19 @@ function parseFill(
   return encodeScalar(dtype, v);
 }
 
-const SUPPORTED = ["bytes", "zstd", "crc32c", "transpose", "sharding_indexed"];
+const SUPPORTED = [
+  "bytes",
+  "zstd",
+  "crc32c",
+  "gzip",
+  "blosc",
+  "transpose",
+  "sharding_indexed",
+  "numcodecs.zlib",
+  "numcodecs.lz4",
+];
+const BLOSC_CNAMES = ["blosclz", "lz4", "lz4hc", "snappy", "zlib", "zstd"];
+const BLOSC_SHUFFLES = ["noshuffle", "shuffle", "bitshuffle"];
 
 function parseCodecs(
   value: unknown,
@@ -269,6 +282,52 @@ function parseCodecs(
       }
       case "crc32c":
         return { name: "crc32c" };
+      case "gzip":
+      case "numcodecs.zlib": {
+        const level = c.level ?? (raw.name === "gzip" ? 5 : 1);
+        if (!Number.isInteger(level) || (level as number) < 0 || (level as number) > 9) {
+          fail(`${where}: ${raw.name} level ${JSON.stringify(level)}`);
+        }
+        return { name: raw.name === "gzip" ? "gzip" : "zlib", level: level as number };
+      }
+      case "numcodecs.lz4": {
+        const acceleration = c.acceleration ?? 1;
+        if (!Number.isInteger(acceleration)) {
+          fail(`${where}: lz4 acceleration ${JSON.stringify(acceleration)}`);
+        }
+        return { name: "lz4", acceleration: acceleration as number };
+      }
+      case "blosc": {
+        const cname = c.cname ?? "lz4";
+        // Zarr v3 spells shuffle as a name; numcodecs-style integers (0, 1, 2) are accepted too.
+        const shuffle = typeof c.shuffle === "number"
+          ? BLOSC_SHUFFLES[c.shuffle]
+          : c.shuffle ?? "noshuffle";
+        if (typeof cname !== "string" || !BLOSC_CNAMES.includes(cname)) {
+          fail(`${where}: blosc cname ${JSON.stringify(cname)}`);
+        }
+        if (typeof shuffle !== "string" || !BLOSC_SHUFFLES.includes(shuffle)) {
+          fail(`${where}: blosc shuffle ${JSON.stringify(c.shuffle)}`);
+        }
+        const numbers = {
+          clevel: c.clevel ?? 5,
+          typesize: c.typesize ?? 1,
+          blocksize: c.blocksize ?? 0,
+        };
+        for (const [key, v] of Object.entries(numbers)) {
+          if (!Number.isInteger(v) || (v as number) < 0) {
+            fail(`${where}: blosc ${key} ${JSON.stringify(v)}`);
+          }
+        }
+        return {
+          name: "blosc",
+          cname: cname as "lz4",
+          clevel: numbers.clevel as number,
+          shuffle: shuffle as "shuffle",
+          typesize: numbers.typesize as number,
+          blocksize: numbers.blocksize as number,
+        };
+      }
       case "transpose": {
         let order = c.order;
         if (order === "C") order = [...Array(rank).keys()];
