@@ -9,7 +9,7 @@ import { CudaError, InvalidArgument } from "./errors.ts";
 import type { Image } from "./image.ts";
 import { type Counters, withProgress } from "./native.ts";
 import { type DimSelection, encodeRequest } from "./request.ts";
-import { layoutAxes, resolveLayout } from "./layout.ts";
+import { resolveLayout } from "./layout.ts";
 import { layoutOf, TensorView } from "./tensor_view.ts";
 
 /** A selection along one axis: an index (drops the axis), `[start, stop]` or `[start, stop, step]`. */
@@ -104,7 +104,7 @@ export class Query {
    * single indices, C first then the rest ("CYX"); otherwise store order.
    */
   layout(spec: string): Query {
-    layoutAxes(spec, this.#image.axes);
+    resolveLayout(spec, this.#image.axes, [], this.#image.source);
     return new Query(this.#image, { ...this.#state, layout: spec });
   }
 
