@@ -37,6 +37,7 @@ export type { Device, DLPackOptions, ViewSelection } from "./src/tensor_view.ts"
 export type { AnyTypedArray, DType, FillValue, TypedArrayFor } from "./src/dtype.ts";
 export type { Axis, Channel, LevelInfo } from "./src/ngff.ts";
 export type { Counters } from "./src/native.ts";
+export { ArrowCExport, type ArrowOptions, type ArrowTensorLayout } from "./src/arrow.ts";
 export {
   BudgetExceeded,
   CudaError,

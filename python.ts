@@ -42,6 +42,9 @@ const symbols = {
   PyUnicode_AsUTF8: { parameters: ["pointer"], result: "pointer" },
   Py_DecRef: { parameters: ["pointer"], result: "void" },
   PyErr_Print: { parameters: [], result: "void" },
+  PyEval_SaveThread: { parameters: [], result: "pointer" },
+  PyGILState_Ensure: { parameters: [], result: "i32" },
+  PyGILState_Release: { parameters: ["i32"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 const FILE_INPUT = 257;
@@ -100,9 +103,17 @@ export class Python {
     this.library = library;
     promoteToGlobal(library);
     this.#lib = Deno.dlopen(library, symbols).symbols;
-    if (!this.#lib.Py_IsInitialized()) this.#lib.Py_InitializeEx(0);
-    const main = this.#lib.PyImport_AddModule(cString("__main__"));
-    const globals = main && this.#lib.PyModule_GetDict(main);
+    if (!this.#lib.Py_IsInitialized()) {
+      this.#lib.Py_InitializeEx(0);
+      // Hold the GIL only while calling in: threads of extension modules
+      // (torch, pyarrow) and DLPack deleters must be able to take it, also
+      // while the process exits.
+      this.#lib.PyEval_SaveThread();
+    }
+    const globals = this.#withGil(() => {
+      const main = this.#lib.PyImport_AddModule(cString("__main__"));
+      return main && this.#lib.PyModule_GetDict(main);
+    });
     if (!globals) throw new PythonError("could not reach Python's __main__ module");
     this.#globals = globals;
     this.exec(
@@ -125,8 +136,21 @@ export class Python {
     return instance;
   }
 
+  #withGil<T>(work: () => T): T {
+    const state = this.#lib.PyGILState_Ensure();
+    try {
+      return work();
+    } finally {
+      this.#lib.PyGILState_Release(state);
+    }
+  }
+
   /** Runs Python statements in `__main__`; a Python exception becomes a {@link PythonError}. */
   exec(code: string): void {
+    this.#withGil(() => this.#exec(code));
+  }
+
+  #exec(code: string): void {
     const wrapped = `__tessera_error__ = ""\ntry:\n    exec(${JSON.stringify(code)}, globals())\n` +
       `except BaseException:\n    import traceback\n    __tessera_error__ = traceback.format_exc()\n`;
     const result = this.#lib.PyRun_String(
@@ -146,8 +170,10 @@ export class Python {
 
   /** `str()` of a Python expression. */
   eval(expression: string): string {
-    this.exec(`__tessera_value__ = str(${expression})`);
-    return this.#string("__tessera_value__");
+    return this.#withGil(() => {
+      this.#exec(`__tessera_value__ = str(${expression})`);
+      return this.#string("__tessera_value__");
+    });
   }
 
   #string(name: string): string {

@@ -1,16 +1,22 @@
 /**
- * Read benchmark: tessera against zarrita (same Deno process), tensorstore and
- * zarr-python (bench/peers_bench.py) on level 0 of the sample OME-Zarr.
+ * Read benchmark: tessera against zarrita (same Deno process), tensorstore,
+ * zarr-python and zarr-python with the zarrs codec pipeline
+ * (bench/peers_bench.py), and the zarrs crate (bench/native, zarrs-read), with
+ * two reference limits (bench/native, limits): the same inner chunks read and
+ * decompressed by plain zstd / c-blosc with no Zarr logic, and memcpy.
  *
  *     deno task bench [--quick] [--rounds N] [--crops N] [--chunks N] [--seed N]
- *                     [--readers tessera,zarrita,tensorstore,zarr-python]
+ *                     [--readers tessera,zarrita,...] [--stores zstd,blosc]
  *
- * Cases: a whole timepoint, random 16×256×256 crops of one channel, and single
- * inner-chunk reads. Every reader first reads the whole timepoint and the first
- * crops and chunks once (a warm-up whose checksums must match tessera's), then
- * the timed rounds run round-robin over the readers, case by case. Results go
- * to bench/results/<date>.json and .md (…-quick.* with --quick); the markdown
- * table is printed. See bench/README.md.
+ * Data: a 256×1024×1024 uint16 volume stored twice, sharded (64×512×512
+ * shards, 64³ inner chunks), zstd 3 and blosc lz4 (bench/volumes.ts). Cases:
+ * the whole volume, random 64×256×256 crops, single inner-chunk reads. Every
+ * reader first reads the whole volume and the first crops and chunks of every
+ * store once (a warm-up whose checksums must match tessera's on the zstd
+ * store), then the timed rounds run round-robin over the readers, store by
+ * store and case by case, the order rotating each round. Results go to
+ * bench/results/<date>.json and .md (…-quick.* with --quick); the markdown is
+ * printed. See bench/README.md.
  * @module
  */
 
@@ -20,14 +26,38 @@ import { fileURLToPath } from "node:url";
 import * as zarr from "zarrita";
 import { FileSystemStore } from "@zarrita/storage";
 import { ensureNativeLibrary } from "../scripts/build.ts";
-import { makeSample, SAMPLE } from "../scripts/make-sample.ts";
 import { ensurePythonEnv } from "../scripts/python_env.ts";
 import { rng } from "../scripts/synth.ts";
+import {
+  ensureVolumes,
+  folderBytes,
+  STORE_NAMES,
+  type StoreName,
+  storePath,
+  VOLUMES,
+} from "./volumes.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const SAMPLE_PATH = join(ROOT, "data", "sample.ome.zarr");
 const RESULTS = join(ROOT, "bench", "results");
 const PEERS_SCRIPT = join(ROOT, "bench", "peers_bench.py");
+const NATIVE = join(ROOT, "bench", "native");
+const NATIVE_BIN = join(NATIVE, "target", "release");
+const BENCH_REQUIREMENTS = join(ROOT, "bench", "requirements.txt");
+const BENCH_SITE = join(ROOT, ".venv", "bench-site");
+
+const ALL_READERS = [
+  "tessera",
+  "zarrita",
+  "tensorstore",
+  "zarr-python",
+  "zarr-python+zarrs",
+  "zarrs",
+  "decode-limit",
+  "memcpy",
+] as const;
+type ReaderName = typeof ALL_READERS[number];
+const PY_READERS: readonly ReaderName[] = ["tensorstore", "zarr-python", "zarr-python+zarrs"];
+const LIMIT_READERS: readonly ReaderName[] = ["decode-limit", "memcpy"];
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -37,7 +67,8 @@ const { values: args } = parseArgs({
     crops: { type: "string" },
     chunks: { type: "string" },
     seed: { type: "string", default: "20240611" },
-    readers: { type: "string", default: "tessera,zarrita,tensorstore,zarr-python" },
+    readers: { type: "string", default: ALL_READERS.join(",") },
+    stores: { type: "string", default: STORE_NAMES.join(",") },
   },
 });
 
@@ -49,17 +80,14 @@ function intArg(value: string | undefined, fallback: number, name: string, min =
 }
 
 const QUICK = args.quick;
-const ROUNDS = intArg(args.rounds, QUICK ? 2 : 7, "rounds");
-const N_CROPS = intArg(args.crops, QUICK ? 10 : 50, "crops");
-const N_CHUNKS = intArg(args.chunks, QUICK ? 10 : 50, "chunks");
+const ROUNDS = intArg(args.rounds, QUICK ? 1 : 3, "rounds");
+const N_CROPS = intArg(args.crops, QUICK ? 5 : 200, "crops");
+const N_CHUNKS = intArg(args.chunks, QUICK ? 10 : 100, "chunks");
 const SEED = intArg(args.seed, 0, "seed", 0);
 /** Crops and chunks read (and checked) by every reader before the timed rounds. */
 const N_CHECK = 8;
-const CROP = [16, 256, 256] as const;
+const CROP = [64, 256, 256] as const;
 
-const ALL_READERS = ["tessera", "zarrita", "tensorstore", "zarr-python"] as const;
-type ReaderName = typeof ALL_READERS[number];
-const PY_READERS: readonly ReaderName[] = ["tensorstore", "zarr-python"];
 const READERS = args.readers.split(",").filter((r) => r) as ReaderName[];
 for (const r of READERS) {
   if (!ALL_READERS.includes(r)) {
@@ -67,33 +95,91 @@ for (const r of READERS) {
   }
 }
 if (READERS[0] !== "tessera") throw new Error("--readers must start with tessera (the reference)");
+const STORES = args.stores.split(",").filter((s) => s) as StoreName[];
+for (const s of STORES) {
+  if (!STORE_NAMES.includes(s)) {
+    throw new Error(`unknown store "${s}" (known: ${STORE_NAMES.join(", ")})`);
+  }
+}
+if (STORES[0] !== "zstd") throw new Error("--stores must start with zstd (the reference)");
 
 // ---------------------------------------------------------------------------
-// setup: native library, sample (same marker convention as scripts/demo.ts)
+// setup: native library, bench binaries, Python peers, volumes
+
+/** Newest modification time under `path` (files only; `target` folders skipped). */
+async function newest(path: string): Promise<number> {
+  const info = await Deno.stat(path);
+  if (info.isFile) return info.mtime?.getTime() ?? 0;
+  let t = 0;
+  for await (const entry of Deno.readDir(path)) {
+    if (entry.name !== "target") t = Math.max(t, await newest(join(path, entry.name)));
+  }
+  return t;
+}
+
+/** Builds bench/native (cargo build --release, output shown) unless its binaries are newer. */
+async function ensureBenchNative(): Promise<void> {
+  const bins = ["zarrs-read", "limits"].map((b) => join(NATIVE_BIN, b));
+  const built = await Promise.all(
+    bins.map((b) => Deno.stat(b).then((i) => i.mtime?.getTime() ?? 0, () => 0)),
+  );
+  if (Math.min(...built) > 0 && Math.min(...built) >= await newest(NATIVE)) return;
+  console.error(`building the benchmark's native peers (cargo build --release in ${NATIVE}) …`);
+  const status = await new Deno.Command("cargo", {
+    args: ["build", "--release"],
+    cwd: NATIVE,
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn().status;
+  if (!status.success) throw new Error(`cargo build --release in ${NATIVE} failed`);
+}
+
+/** Installs bench/requirements.txt (zarrs-python) into .venv/bench-site when it changed. */
+async function ensureBenchPython(python: string): Promise<void> {
+  const requirements = await Deno.readFile(BENCH_REQUIREMENTS);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", requirements));
+  const hash = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  const stamp = join(BENCH_SITE, ".bench-stamp");
+  if ((await Deno.readTextFile(stamp).catch(() => ""))?.trim() === hash) return;
+  console.error(`installing ${BENCH_REQUIREMENTS} into ${BENCH_SITE} …`);
+  await Deno.remove(BENCH_SITE, { recursive: true }).catch(() => {});
+  const status = await new Deno.Command(python, {
+    args: [
+      "-m",
+      "pip",
+      "install",
+      "--disable-pip-version-check",
+      "--no-deps",
+      "--target",
+      BENCH_SITE,
+      "-r",
+      BENCH_REQUIREMENTS,
+    ],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn().status;
+  if (!status.success) throw new Error(`pip install -r ${BENCH_REQUIREMENTS} failed`);
+  await Deno.writeTextFile(stamp, hash + "\n");
+}
 
 await ensureNativeLibrary();
 const { open } = await import("../mod.ts");
-
-{
-  const marker = `${SAMPLE_PATH}.complete`;
-  const markerText = JSON.stringify(SAMPLE);
-  const ready = await Deno.readTextFile(marker).then((t) => t === markerText, () => false);
-  if (!ready) {
-    console.error(`writing sample ${SAMPLE_PATH} (shape ${SAMPLE.shape.join("×")}) …`);
-    await Deno.remove(marker).catch(() => {});
-    await makeSample(SAMPLE_PATH, SAMPLE, true);
-    await Deno.writeTextFile(marker, markerText);
-  }
-}
+if (READERS.some((r) => r === "zarrs" || LIMIT_READERS.includes(r))) await ensureBenchNative();
+const python = await ensurePythonEnv();
+if (READERS.includes("zarr-python+zarrs")) await ensureBenchPython(python);
+await ensureVolumes(python);
 
 // ---------------------------------------------------------------------------
 // cases
 
-/** One entry per dimension: an index (drops the dimension) or [start, stop). */
-type Sel = (number | [number, number])[];
+/** One [start, stop) per dimension (z, y, x). */
+type Sel = [number, number][];
+type CaseName = "whole" | "slab" | "crops" | "chunks";
 
 interface Case {
-  name: "whole" | "crops" | "chunks";
+  name: CaseName;
   title: string;
   /** What one timed sample is. */
   sample: string;
@@ -102,64 +188,63 @@ interface Case {
   bytesPerRead: number;
 }
 
-using img = await open(SAMPLE_PATH);
-const level0 = img.levels[0];
-if (img.dtype !== "uint16" || level0.shape.join() !== SAMPLE.shape.join()) {
-  throw new Error(
-    `${SAMPLE_PATH}: expected uint16 ${SAMPLE.shape}, got ${img.dtype} ${level0.shape}`,
-  );
-}
-const [nt, nc, nz, ny, nx] = level0.shape;
-const [, , cz, cy, cx] = SAMPLE.chunks;
+const [NZ, NY, NX] = VOLUMES.shape;
+const CHUNK = VOLUMES.chunks;
 
 function buildCases(): Case[] {
   const random = rng(SEED);
   const pick = (n: number) => Math.floor(random() * n);
   const crops: Sel[] = [];
   for (let i = 0; i < N_CROPS; i++) {
-    const [z0, y0, x0] = [pick(nz - CROP[0] + 1), pick(ny - CROP[1] + 1), pick(nx - CROP[2] + 1)];
-    crops.push([pick(nt), pick(nc), [z0, z0 + CROP[0]], [y0, y0 + CROP[1]], [x0, x0 + CROP[2]]]);
+    const [z0, y0, x0] = [pick(NZ - CROP[0] + 1), pick(NY - CROP[1] + 1), pick(NX - CROP[2] + 1)];
+    crops.push([[z0, z0 + CROP[0]], [y0, y0 + CROP[1]], [x0, x0 + CROP[2]]]);
   }
   // Distinct inner chunks, in a seeded random order.
-  const grid = [nt, nc, nz / cz, ny / cy, nx / cx];
-  const total = grid.reduce((a, b) => a * b, 1);
+  const grid = [NZ / CHUNK[0], NY / CHUNK[1], NX / CHUNK[2]];
+  const total = grid[0] * grid[1] * grid[2];
   const order = Array.from({ length: total }, (_, i) => i);
   for (let i = total - 1; i > 0; i--) {
     const j = pick(i + 1);
     [order[i], order[j]] = [order[j], order[i]];
   }
   const chunks: Sel[] = order.slice(0, Math.min(N_CHUNKS, total)).map((flat) => {
-    const c: number[] = [];
-    for (let d = grid.length - 1; d >= 0; d--) {
-      c[d] = flat % grid[d];
-      flat = Math.floor(flat / grid[d]);
-    }
-    return [c[0], c[1], [c[2] * cz, (c[2] + 1) * cz], [c[3] * cy, (c[3] + 1) * cy], [
-      c[4] * cx,
-      (c[4] + 1) * cx,
-    ]];
+    const c = [Math.floor(flat / (grid[1] * grid[2])), Math.floor(flat / grid[2]) % grid[1]];
+    c.push(flat % grid[2]);
+    return c.map((ci, d) => [ci * CHUNK[d], (ci + 1) * CHUNK[d]] as [number, number]);
   });
-  return [
-    {
-      name: "whole",
-      title: `whole timepoint (t=0, ${nc}×${nz}×${ny}×${nx})`,
+  const elements = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+  // --quick reads one slab of shards instead of the whole volume (a quarter of it).
+  const SZ = VOLUMES.shards[0];
+  const big: Case = QUICK
+    ? {
+      name: "slab",
+      title: `first shard slab (${SZ}×${NY}×${NX})`,
       sample: "one read",
-      reads: [[0, [0, nc], [0, nz], [0, ny], [0, nx]]],
-      bytesPerRead: nc * nz * ny * nx * 2,
-    },
+      reads: [[[0, SZ], [0, NY], [0, NX]]],
+      bytesPerRead: SZ * NY * NX * 2,
+    }
+    : {
+      name: "whole",
+      title: `whole volume (${NZ}×${NY}×${NX})`,
+      sample: "one read",
+      reads: [[[0, NZ], [0, NY], [0, NX]]],
+      bytesPerRead: NZ * NY * NX * 2,
+    };
+  return [
+    big,
     {
       name: "crops",
-      title: `${crops.length} random crops (1 ch, ${CROP.join("×")})`,
+      title: `${crops.length} random crops (${CROP.join("×")})`,
       sample: `all ${crops.length} crops, one after another`,
       reads: crops,
-      bytesPerRead: CROP[0] * CROP[1] * CROP[2] * 2,
+      bytesPerRead: elements(CROP) * 2,
     },
     {
       name: "chunks",
-      title: `single inner chunk (1×${cz}×${cy}×${cx}), ${chunks.length} of them`,
+      title: `single inner chunk (${CHUNK.join("×")}), ${chunks.length} of them`,
       sample: "one read (latency)",
       reads: chunks,
-      bytesPerRead: cz * cy * cx * 2,
+      bytesPerRead: elements(CHUNK) * 2,
     },
   ];
 }
@@ -169,7 +254,7 @@ const CASES = buildCases();
 // ---------------------------------------------------------------------------
 // readers
 
-const CHECK_MOD = 251; // must match bench/peers_bench.py
+const CHECK_MOD = 251; // must match bench/peers_bench.py and bench/native/src/lib.rs
 
 /** [sum, sum of value × (flat C-order index % 251 + 1)]; exact below 2^53. */
 function checksum(a: Uint16Array): [number, number] {
@@ -196,17 +281,23 @@ function isCOrder(shape: readonly number[], stride: readonly number[]): boolean 
 
 interface RunResult {
   ms: number[];
-  checksums?: [number, number][];
-  shapes?: number[][];
+  /** Per read: both sums, the first only (second null), or null when not comparable. */
+  checksums?: ([number, number | null] | null)[];
+  shapes?: (number[] | null)[];
 }
 
 interface Reader {
   name: ReaderName;
+  /** Limits are reference rows, not readers: no Zarr logic, no assembled output. */
+  limit: boolean;
   version: string;
   threads: number;
   how: string;
-  openMs: number;
-  run(c: Case, reads: Sel[], check: boolean): Promise<RunResult>;
+  openMs: Partial<Record<StoreName, number>>;
+  /** Stores this reader could not open, and why. */
+  openErrors: Partial<Record<StoreName, string>>;
+  /** Runs the first `n` reads of a case on a store. */
+  run(store: StoreName, c: Case, n: number, check: boolean): Promise<RunResult>;
 }
 
 function importVersion(specifier: string): string {
@@ -215,23 +306,44 @@ function importVersion(specifier: string): string {
   return target.slice(target.lastIndexOf("@") + 1) || "unknown";
 }
 
-function tesseraReader(): Reader {
-  const axes = img.axes;
+const errorText = (e: unknown) => e instanceof Error ? e.message : String(e);
+
+async function tesseraReader(): Promise<Reader> {
   const threads = Number(Deno.env.get("TESSERA_THREADS")) || navigator.hardwareConcurrency;
   const version = JSON.parse(Deno.readTextFileSync(join(ROOT, "deno.json"))).version;
+  const images: Partial<Record<StoreName, Awaited<ReturnType<typeof open>>>> = {};
+  const openMs: Reader["openMs"] = {};
+  const openErrors: Reader["openErrors"] = {};
+  for (const store of STORES) {
+    const started = performance.now();
+    try {
+      const img = await open(storePath(store));
+      if (img.dtype !== "uint16" || img.shape.join() !== VOLUMES.shape.join()) {
+        throw new Error(`expected uint16 ${VOLUMES.shape}, got ${img.dtype} ${img.shape}`);
+      }
+      images[store] = img;
+      openMs[store] = performance.now() - started;
+    } catch (e) {
+      openErrors[store] = errorText(e);
+    }
+  }
   return {
     name: "tessera",
+    limit: false,
     version,
     threads,
-    how:
-      `Rust worker pool (TESSERA_THREADS, default: all cores = ${navigator.hardwareConcurrency})`,
-    openMs: 0,
-    async run(_c, reads, check) {
+    how: `open() once per store, then per read scan().select({ z, y, x }).collect(); Rust worker ` +
+      `pool (TESSERA_THREADS, default: all cores = ${navigator.hardwareConcurrency})`,
+    openMs,
+    openErrors,
+    async run(store, c, n, check) {
+      const img = images[store];
+      if (!img) throw new Error(`${store} not open: ${openErrors[store]}`);
       const out: RunResult = { ms: [], checksums: [], shapes: [] };
-      for (const sel of reads) {
-        const selection = Object.fromEntries(axes.map((a, d) => [a, sel[d]]));
+      for (const sel of c.reads.slice(0, n)) {
+        const selection = { z: sel[0], y: sel[1], x: sel[2] };
         const started = performance.now();
-        using view = await img.scan().level(0).select(selection).collect();
+        using view = await img.scan().select(selection).collect();
         out.ms.push(performance.now() - started);
         if (check) {
           if (!view.isContiguous()) throw new Error(`tessera: view is not C-order`);
@@ -245,23 +357,35 @@ function tesseraReader(): Reader {
 }
 
 async function zarritaReader(): Promise<Reader> {
-  const started = performance.now();
-  const arr = await zarr.open(new FileSystemStore(join(SAMPLE_PATH, level0.path)), {
-    kind: "array",
-  });
-  const openMs = performance.now() - started;
-  if (!arr.is("uint16")) throw new Error(`zarrita: expected uint16, got ${arr.dtype}`);
+  const arrays: Partial<Record<StoreName, zarr.Array<"uint16", FileSystemStore>>> = {};
+  const openMs: Reader["openMs"] = {};
+  const openErrors: Reader["openErrors"] = {};
+  for (const store of STORES) {
+    const started = performance.now();
+    try {
+      const arr = await zarr.open(new FileSystemStore(storePath(store)), { kind: "array" });
+      if (!arr.is("uint16")) throw new Error(`expected uint16, got ${arr.dtype}`);
+      arrays[store] = arr;
+      openMs[store] = performance.now() - started;
+    } catch (e) {
+      openErrors[store] = errorText(e);
+    }
+  }
   return {
     name: "zarrita",
+    limit: false,
     version: `${importVersion("zarrita")} (@zarrita/storage ${importVersion("@zarrita/storage")})`,
     threads: 1,
-    how: "JS main thread: zstd in WebAssembly (numcodecs.js); shard indexes cached per opened " +
-      "array; file reads through node:fs promises",
+    how: "JS main thread: zstd and blosc in WebAssembly (numcodecs.js); shard indexes cached " +
+      "per opened array; file reads through node:fs promises",
     openMs,
-    async run(_c, reads, check) {
+    openErrors,
+    async run(store, c, n, check) {
+      const arr = arrays[store];
+      if (!arr) throw new Error(`${store} not open: ${openErrors[store]}`);
       const out: RunResult = { ms: [], checksums: [], shapes: [] };
-      for (const sel of reads) {
-        const selection = sel.map((s) => typeof s === "number" ? s : zarr.slice(s[0], s[1]));
+      for (const sel of c.reads.slice(0, n)) {
+        const selection = sel.map(([a, b]) => zarr.slice(a, b));
         const t0 = performance.now();
         const chunk = await zarr.get(arr, selection);
         out.ms.push(performance.now() - t0);
@@ -278,22 +402,28 @@ async function zarritaReader(): Promise<Reader> {
   };
 }
 
-/** The Python peers, one long-lived process answering one JSON line per command. */
-class PythonPeers {
+/**
+ * A long-lived peer process answering one JSON line per command line: the
+ * Python peers (bench/peers_bench.py serve) and the native ones
+ * (bench/native: zarrs-read serve, limits serve) speak the same protocol.
+ */
+class PeerProcess {
   #child: Deno.ChildProcess;
   #writer: WritableStreamDefaultWriter<Uint8Array>;
   #lines: AsyncIterator<string>;
-  info: {
-    python: string;
-    versions: Record<string, string | null>;
-    threads: Record<string, { threads: number; how: string }>;
-    open_ms: Record<string, number>;
-  } | undefined;
+  // deno-lint-ignore no-explicit-any
+  info: any;
 
-  constructor(python: string) {
-    this.#child = new Deno.Command(python, {
-      args: [PEERS_SCRIPT, "serve"],
+  constructor(
+    readonly label: string,
+    cmd: string,
+    cmdArgs: string[],
+    env?: Record<string, string>,
+  ) {
+    this.#child = new Deno.Command(cmd, {
+      args: cmdArgs,
       cwd: ROOT,
+      env,
       stdin: "piped",
       stdout: "piped",
       stderr: "inherit",
@@ -306,17 +436,17 @@ class PythonPeers {
   async request(message: unknown): Promise<any> {
     await this.#writer.write(new TextEncoder().encode(JSON.stringify(message) + "\n"));
     const next = await this.#lines.next();
-    if (next.done) throw new Error("bench/peers_bench.py exited early (see its stderr above)");
+    if (next.done) throw new Error(`${this.label} exited early (see its stderr above)`);
     const reply = JSON.parse(next.value);
-    if (reply.error) throw new Error(`${reply.error}\n${reply.trace ?? ""}`);
+    if (reply.error) throw new Error(`${reply.error}\n${reply.trace ?? ""}`.trim());
     return reply;
   }
 
-  async start(store: string, readers: string[], cases: Case[]): Promise<void> {
+  async start(readers: ReaderName[]): Promise<void> {
     this.info = await this.request({
-      store,
+      stores: Object.fromEntries(STORES.map((s) => [s, storePath(s)])),
       readers,
-      cases: Object.fromEntries(cases.map((c) => [c.name, { reads: c.reads }])),
+      cases: Object.fromEntries(CASES.map((c) => [c.name, { reads: c.reads }])),
     });
   }
 
@@ -324,27 +454,25 @@ class PythonPeers {
     await this.#writer.write(new TextEncoder().encode(JSON.stringify({ op: "quit" }) + "\n"));
     await this.#writer.close();
     const status = await this.#child.status;
-    if (!status.success) throw new Error(`bench/peers_bench.py exited with ${status.code}`);
+    if (!status.success) throw new Error(`${this.label} exited with ${status.code}`);
   }
 
   get pid(): number {
     return this.#child.pid;
   }
 
-  reader(name: ReaderName): Reader {
-    const info = this.info!;
-    const version = name === "tensorstore"
-      ? `${info.versions.tensorstore}`
-      : `${info.versions.zarr} (numcodecs ${info.versions.numcodecs})`;
+  /** A reader served by this process; `describe` fills in what the setup reply says. */
+  reader(
+    name: ReaderName,
+    describe: Pick<Reader, "version" | "threads" | "how" | "openMs" | "openErrors">,
+  ): Reader {
     return {
       name,
-      version: `${version}, numpy ${info.versions.numpy}, Python ${info.python}`,
-      threads: info.threads[name].threads,
-      how: info.threads[name].how,
-      openMs: info.open_ms[name],
+      limit: LIMIT_READERS.includes(name),
+      ...describe,
       // The check pass reads a prefix of the case's list: `limit` says how long.
-      run: (c, reads, check) =>
-        this.request({ op: "run", reader: name, case: c.name, check, limit: reads.length }),
+      run: (store, c, n, check) =>
+        this.request({ op: "run", reader: name, store, case: c.name, check, limit: n }),
     };
   }
 }
@@ -368,7 +496,7 @@ async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string
 interface CpuTicks {
   busy: number;
   total: number;
-  /** Ticks of the processes asked about (this one and the Python peers). */
+  /** Ticks of the processes asked about (this one and the peer processes). */
   own: number;
 }
 
@@ -403,88 +531,170 @@ const busyBefore = otherShare(idleStart, await cpuTicks(["self"]));
 const loadBefore = Deno.loadavg();
 const t0 = performance.now();
 const readers: Reader[] = [];
+/** Keyed `reader` (could not start) or `reader/store`. */
 const failures: Record<string, string> = {};
-let peers: PythonPeers | undefined;
+const processes: PeerProcess[] = [];
 
 for (const name of READERS) {
   try {
-    if (name === "tessera") readers.push(tesseraReader());
+    if (name === "tessera") readers.push(await tesseraReader());
     else if (name === "zarrita") readers.push(await zarritaReader());
   } catch (e) {
-    failures[name] = `open failed: ${e instanceof Error ? e.message : e}`;
+    failures[name] = `open failed: ${errorText(e)}`;
   }
 }
 const pyWanted = READERS.filter((r) => PY_READERS.includes(r));
 if (pyWanted.length > 0) {
-  const python = await ensurePythonEnv();
-  peers = new PythonPeers(python);
-  await peers.start(join(SAMPLE_PATH, level0.path), pyWanted, CASES);
-  for (const name of pyWanted) readers.push(peers.reader(name));
+  const pythonPath = [BENCH_SITE, Deno.env.get("PYTHONPATH")].filter((p) => p).join(":");
+  const peers = new PeerProcess("bench/peers_bench.py", python, [PEERS_SCRIPT, "serve"], {
+    PYTHONPATH: pythonPath,
+  });
+  processes.push(peers);
+  await peers.start(pyWanted);
+  const info = peers.info;
+  const tail = `numpy ${info.versions.numpy}, Python ${info.python}`;
+  const versions: Record<string, string> = {
+    "tensorstore": `${info.versions.tensorstore}, ${tail}`,
+    "zarr-python": `${info.versions.zarr} (numcodecs ${info.versions.numcodecs}), ${tail}`,
+    "zarr-python+zarrs": `zarrs-python ${info.versions.zarrs}, zarr ${info.versions.zarr}, ${tail}`,
+  };
+  for (const name of pyWanted) {
+    readers.push(peers.reader(name, {
+      version: versions[name],
+      threads: info.threads[name].threads,
+      how: info.threads[name].how,
+      openMs: info.open_ms[name] ?? {},
+      openErrors: info.open_errors[name] ?? {},
+    }));
+  }
+}
+if (READERS.includes("zarrs")) {
+  const zarrs = new PeerProcess("zarrs-read", join(NATIVE_BIN, "zarrs-read"), ["serve"]);
+  processes.push(zarrs);
+  await zarrs.start(["zarrs"]);
+  const info = zarrs.info;
+  readers.push(zarrs.reader("zarrs", {
+    version: `${info.version} (Rust crate)`,
+    threads: info.threads,
+    how: info.how,
+    openMs: info.open_ms,
+    openErrors: {},
+  }));
+}
+const limitsWanted = READERS.filter((r) => LIMIT_READERS.includes(r));
+if (limitsWanted.length > 0) {
+  const limits = new PeerProcess("limits", join(NATIVE_BIN, "limits"), ["serve"]);
+  processes.push(limits);
+  await limits.start(limitsWanted);
+  const info = limits.info;
+  for (const name of limitsWanted) {
+    readers.push(limits.reader(name, {
+      version: name === "memcpy"
+        ? "Rust slice copy"
+        : `zstd crate (libzstd ${info.zstd}), c-blosc ${info.blosc}`,
+      threads: info.threads,
+      how: info.how[name],
+      openMs: Object.fromEntries(STORES.map((s) => [s, info.open_ms[name]])),
+      openErrors: {},
+    }));
+  }
+}
+// Stores every reader opened: [reader, store] pairs still in the race.
+const active = new Set<string>();
+for (const r of readers) {
+  for (const s of STORES) {
+    if (r.openErrors[s]) failures[`${r.name}/${s}`] = `open failed: ${r.openErrors[s]}`;
+    else active.add(`${r.name}/${s}`);
+  }
 }
 console.error(
   `cases: ${CASES.map((c) => `${c.name} ×${c.reads.length}`).join(", ")}; ${ROUNDS} rounds; ` +
-    `readers: ${readers.map((r) => r.name).join(", ")}`,
+    `stores: ${STORES.join(", ")}; readers: ${readers.map((r) => r.name).join(", ")}`,
 );
 
-const pids: (number | "self")[] = peers ? ["self", peers.pid] : ["self"];
+const pids: (number | "self")[] = ["self", ...processes.map((p) => p.pid)];
 const ticksStart = await cpuTicks(pids);
 
-// Check pass (and warm-up): every reader reads the whole timepoint and the
-// first crops and chunks once; checksums and shapes must equal tessera's.
-const reference: Record<string, RunResult> = {};
-const checked: Record<string, { reads: number; ok: boolean }> = {};
-for (const reader of [...readers]) {
-  let reads = 0;
-  try {
-    for (const c of CASES) {
-      const subset = c.name === "whole" ? c.reads : c.reads.slice(0, N_CHECK);
-      const r = await reader.run(c, subset, true);
-      if (reader.name === "tessera") {
-        reference[c.name] = r;
-      } else {
-        const ref = reference[c.name];
-        for (let i = 0; i < subset.length; i++) {
-          const [got, want] = [r.checksums![i], ref.checksums![i]];
-          const [gotShape, wantShape] = [r.shapes![i].join("×"), ref.shapes![i].join("×")];
-          if (got[0] !== want[0] || got[1] !== want[1] || gotShape !== wantShape) {
-            throw new Error(
-              `${c.name} read ${i} (${JSON.stringify(subset[i])}) differs from tessera: ` +
-                `shape ${gotShape} vs ${wantShape}, checksum [${got}] vs [${want}]`,
-            );
+// Check pass (and warm-up): every reader reads the whole volume and the first
+// crops and chunks of every store once; checksums and shapes must equal
+// tessera's on the zstd store (the same data in every store).
+const reference: Partial<Record<CaseName, RunResult>> = {};
+const checked: Record<string, { reads: number; compared: number; ok: boolean }> = {};
+for (const store of STORES) {
+  for (const reader of readers) {
+    const key = `${reader.name}/${store}`;
+    if (!active.has(key)) continue;
+    let reads = 0;
+    let compared = 0;
+    try {
+      for (const c of CASES) {
+        const n = c.name === "crops" || c.name === "chunks"
+          ? Math.min(N_CHECK, c.reads.length)
+          : c.reads.length;
+        const r = await reader.run(store, c, n, true);
+        if (reader.name === "tessera" && store === "zstd") {
+          reference[c.name] = r;
+        } else {
+          const ref = reference[c.name]!;
+          for (let i = 0; i < n; i++) {
+            const [got, want] = [r.checksums?.[i], ref.checksums![i]!];
+            const [gotShape, wantShape] = [r.shapes?.[i]?.join("×"), ref.shapes![i]!.join("×")];
+            if (!got) continue;
+            const same = got[0] === want[0] && (got[1] === null || got[1] === want[1]) &&
+              (gotShape === undefined || gotShape === wantShape);
+            if (!same) {
+              throw new Error(
+                `${c.name} read ${i} (${JSON.stringify(c.reads[i])}) differs from tessera on ` +
+                  `zstd: shape ${gotShape ?? "?"} vs ${wantShape}, checksum [${got}] vs [${want}]`,
+              );
+            }
+            compared++;
           }
         }
+        reads += n;
       }
-      reads += subset.length;
+      checked[key] = { reads, compared, ok: true };
+      console.error(
+        reader.name === "tessera" && store === "zstd"
+          ? `  check ${key}: ${reads} reads (the reference)`
+          : `  check ${key}: ${reads} reads, ${compared} compared with tessera's: agree`,
+      );
+    } catch (e) {
+      const message = errorText(e);
+      failures[key] = `check failed: ${message}`;
+      checked[key] = { reads, compared, ok: false };
+      console.error(`  check ${key}: FAILED: ${message}`);
+      if (reader.name === "tessera" && store === "zstd") throw e;
+      active.delete(key);
     }
-    checked[reader.name] = { reads, ok: true };
-    console.error(`  check ${reader.name}: ${reads} reads agree with tessera`);
-  } catch (e) {
-    const message = e instanceof Error ? e.message : String(e);
-    failures[reader.name] = `check failed: ${message}`;
-    checked[reader.name] = { reads, ok: false };
-    console.error(`  check ${reader.name}: FAILED: ${message}`);
-    if (reader.name === "tessera") throw e;
-    readers.splice(readers.indexOf(reader), 1);
   }
 }
 
-// Timed rounds: case by case, readers round-robin, the order rotating each round.
-const samples: Record<string, Record<string, { samples: number[]; opMs: number[][] }>> = {};
-for (const c of CASES) {
-  samples[c.name] = {};
-  for (const r of readers) samples[c.name][r.name] = { samples: [], opMs: [] };
+// Timed rounds: store by store, case by case, readers round-robin, the order
+// rotating each round.
+type Samples = { samples: number[]; opMs: number[] };
+const samples: Record<string, Record<string, Record<string, Samples>>> = {};
+for (const s of STORES) {
+  samples[s] = {};
+  for (const c of CASES) {
+    samples[s][c.name] = {};
+    for (const r of readers) samples[s][c.name][r.name] = { samples: [], opMs: [] };
+  }
 }
 for (let round = 0; round < ROUNDS; round++) {
-  for (const c of CASES) {
-    const order = readers.map((_, i) => readers[(i + round) % readers.length]);
-    for (const reader of order) {
-      const { ms } = await reader.run(c, c.reads, false);
-      const s = samples[c.name][reader.name];
-      if (c.name === "crops") {
-        s.samples.push(ms.reduce((a, b) => a + b, 0));
-        s.opMs.push(ms);
-      } else {
-        s.samples.push(...ms);
+  for (const store of STORES) {
+    const live = readers.filter((r) => active.has(`${r.name}/${store}`));
+    for (const c of CASES) {
+      const order = live.map((_, i) => live[(i + round) % live.length]);
+      for (const reader of order) {
+        const { ms } = await reader.run(store, c, c.reads.length, false);
+        const s = samples[store][c.name][reader.name];
+        if (c.name === "crops") {
+          s.samples.push(ms.reduce((a, b) => a + b, 0));
+          s.opMs.push(...ms);
+        } else {
+          s.samples.push(...ms);
+        }
       }
     }
   }
@@ -493,7 +703,7 @@ for (let round = 0; round < ROUNDS; round++) {
   );
 }
 const busyDuring = otherShare(ticksStart, await cpuTicks(pids));
-await peers?.close();
+for (const p of processes) await p.close();
 const elapsedS = (performance.now() - t0) / 1000;
 const loadAfter = Deno.loadavg();
 
@@ -509,35 +719,43 @@ const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
 interface Summary {
   samples_ms: number[];
-  crop_ms?: number[][];
+  /** Crops: the median of single crop reads over all rounds. */
+  crop_median_ms?: number;
   median_ms: number;
   min_ms: number;
   gb_per_s: number;
   ops_per_s: number;
 }
 
-const results: Record<string, Record<string, Summary>> = {};
-const ratios: Record<string, Record<string, number>> = {};
-for (const c of CASES) {
-  results[c.name] = {};
-  ratios[c.name] = {};
-  for (const r of readers) {
-    const { samples: xs, opMs } = samples[c.name][r.name];
-    const med = median(xs);
-    const readsPerSample = c.name === "crops" ? c.reads.length : 1;
-    results[c.name][r.name] = {
-      samples_ms: xs.map(round3),
-      ...(c.name === "crops" ? { crop_ms: opMs.map((row) => row.map(round3)) } : {}),
-      median_ms: round3(med),
-      min_ms: round3(Math.min(...xs)),
-      gb_per_s: round3((c.bytesPerRead * readsPerSample) / 1e9 / (med / 1000)),
-      ops_per_s: round3(readsPerSample / (med / 1000)),
-    };
-  }
-  const base = results[c.name].tessera.median_ms;
-  for (const r of readers) {
-    if (r.name !== "tessera") {
-      ratios[c.name][r.name] = round3(results[c.name][r.name].median_ms / base);
+const results: Record<string, Record<string, Record<string, Summary>>> = {};
+/** reader median / tessera median, same store and case (> 1: tessera is faster). */
+const ratios: Record<string, Record<string, Record<string, number>>> = {};
+for (const store of STORES) {
+  results[store] = {};
+  ratios[store] = {};
+  for (const c of CASES) {
+    results[store][c.name] = {};
+    ratios[store][c.name] = {};
+    for (const r of readers) {
+      const { samples: xs, opMs } = samples[store][c.name][r.name];
+      if (xs.length === 0) continue;
+      const med = median(xs);
+      const readsPerSample = c.name === "crops" ? c.reads.length : 1;
+      results[store][c.name][r.name] = {
+        samples_ms: xs.map(round3),
+        ...(c.name === "crops" ? { crop_median_ms: round3(median(opMs)) } : {}),
+        median_ms: round3(med),
+        min_ms: round3(Math.min(...xs)),
+        gb_per_s: round3((c.bytesPerRead * readsPerSample) / 1e9 / (med / 1000)),
+        ops_per_s: round3(readsPerSample / (med / 1000)),
+      };
+    }
+    const base = results[store][c.name].tessera?.median_ms;
+    for (const r of readers) {
+      const s = results[store][c.name][r.name];
+      if (r.name !== "tessera" && s && base) {
+        ratios[store][c.name][r.name] = round3(s.median_ms / base);
+      }
     }
   }
 }
@@ -557,6 +775,8 @@ const cpuModel = Deno.build.os === "linux"
 const commit = await commandText("git", ["rev-parse", "--short", "HEAD"]);
 const dirty = await commandText("git", ["status", "--porcelain"]);
 const date = new Date().toISOString().slice(0, 10);
+const storeBytes: Record<string, number> = {};
+for (const s of STORES) storeBytes[s] = await folderBytes(storePath(s));
 
 const machine = {
   cores: navigator.hardwareConcurrency,
@@ -569,13 +789,14 @@ const machine = {
   loadavg_after: loadAfter.map(round3),
   /**
    * Share of all cores kept busy by other processes: over 1 s just before the
-   * run, and during the checks and timed rounds (this process and the Python
-   * peers excluded). Linux only.
+   * run, and during the checks and timed rounds (this process and the peer
+   * processes excluded). Linux only.
    */
   other_cpu_busy_before: busyBefore === undefined ? undefined : round3(busyBefore),
   other_cpu_busy_during: busyDuring === undefined ? undefined : round3(busyDuring),
 };
 
+const limitsInfo = processes.find((p) => p.label === "limits")?.info;
 const report = {
   date,
   quick: QUICK,
@@ -583,20 +804,26 @@ const report = {
   commit: commit ? `${commit}${dirty ? " (uncommitted changes)" : ""}` : undefined,
   machine,
   config: {
-    store: `data/sample.ome.zarr/${level0.path}`,
-    shape: level0.shape,
-    dtype: img.dtype,
-    shards: SAMPLE.shards,
-    chunks: SAMPLE.chunks,
+    shape: VOLUMES.shape,
+    dtype: VOLUMES.dtype,
+    shards: VOLUMES.shards,
+    chunks: VOLUMES.chunks,
+    stores: Object.fromEntries(STORES.map((s) => [s, {
+      path: `data/bench/${VOLUMES.stores[s].path}`,
+      codec: VOLUMES.stores[s].codec,
+      bytes_on_disk: storeBytes[s],
+      ...(limitsInfo?.stores?.[s] ?? {}),
+    }])),
     rounds: ROUNDS,
     seed: SEED,
     checked_reads_per_case: N_CHECK,
   },
   readers: Object.fromEntries(readers.map((r) => [r.name, {
+    limit: r.limit,
     version: r.version,
     threads: r.threads,
     how: r.how,
-    open_ms: round3(r.openMs),
+    open_ms: Object.fromEntries(Object.entries(r.openMs).map(([k, v]) => [k, round3(v ?? 0)])),
   }])),
   failures,
   checks: checked,
@@ -607,15 +834,33 @@ const report = {
     reads: c.reads,
   }])),
   results,
-  ratio_note: "tessera speed / peer speed = peer median / tessera median; > 1: tessera is faster",
+  ratio_note: "reader median / tessera median on the same store and case: for readers, tessera " +
+    "speed / reader speed (> 1: tessera is faster); for the limits, the fraction of the limit " +
+    "tessera reaches (1: tessera is as fast as the limit)",
   ratios,
 };
+
+// ---------------------------------------------------------------------------
+// markdown
 
 function fmtMs(ms: number): string {
   if (ms >= 1000) return `${(ms / 1000).toFixed(2)} s`;
   if (ms >= 10) return `${ms.toFixed(0)} ms`;
   return `${ms.toFixed(2)} ms`;
 }
+
+const LABELS: Record<ReaderName, string> = {
+  "tessera": "**tessera**",
+  "zarrita": "zarrita",
+  "tensorstore": "tensorstore",
+  "zarr-python": "zarr-python",
+  "zarr-python+zarrs": "zarr-python + zarrs pipeline",
+  "zarrs": "zarrs (Rust crate)",
+  "decode-limit": "_limit: read + decompress only_",
+  "memcpy": "_limit: memcpy_",
+};
+const pct = (x: number | undefined) => x === undefined ? "?" : `${(x * 100).toFixed(0)} %`;
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`;
 
 const md: string[] = [];
 md.push(`# tessera read benchmark, ${date}${QUICK ? " (quick)" : ""}`);
@@ -624,51 +869,78 @@ md.push(
   `${machine.cores} cores${machine.cpu ? ` (${machine.cpu})` : ""}, ` +
     `${machine.memory_gb.toFixed(0)} GiB, ${machine.os}, Deno ${machine.deno.deno}` +
     `${report.commit ? `, tessera ${report.commit}` : ""}. ` +
-    `Level 0 of data/sample.ome.zarr: ${level0.shape.join("×")} uint16, shards ` +
-    `${SAMPLE.shards.join("×")}, inner chunks ${SAMPLE.chunks.join("×")}, zstd 3; files in the ` +
-    `page cache. ${ROUNDS} rounds, readers interleaved; ${elapsedS.toFixed(0)} s in all.`,
+    `One ${VOLUMES.shape.join("×")} uint16 volume (${mb(NZ * NY * NX * 2)}), sharded: shards ` +
+    `${VOLUMES.shards.join("×")}, inner chunks ${VOLUMES.chunks.join("×")}, stored as ` +
+    STORES.map((s) => `${VOLUMES.stores[s].codec} (${mb(storeBytes[s])})`).join(" and ") +
+    `; files in the page cache. ${ROUNDS} round${ROUNDS === 1 ? "" : "s"}, readers interleaved; ` +
+    `${elapsedS.toFixed(0)} s in all.`,
 );
-const pct = (x: number | undefined) => x === undefined ? "?" : `${(x * 100).toFixed(0)} %`;
+md.push("");
+md.push(
+  `Load: other processes kept ${pct(busyDuring)} of all cores busy during the run ` +
+    `(${pct(busyBefore)} just before it); load average ${loadBefore[0].toFixed(2)} before, ` +
+    `${loadAfter[0].toFixed(2)} after.`,
+);
 if ((busyBefore ?? 0) > 0.1 || (busyDuring ?? 0) > 0.05) {
   md.push("");
   md.push(
-    `**Note:** other processes kept ${pct(busyDuring)} of all cores busy during the run ` +
-      `(${pct(busyBefore)} just before it); timings may be noisy.`,
+    "**Note:** the machine was not quiet; timings may be noisy. Repeat on an idle machine " +
+      "before drawing conclusions.",
   );
 }
-md.push("");
-md.push("| case | reader | median | min | throughput | tessera speed / reader speed |");
-md.push("| --- | --- | ---: | ---: | ---: | ---: |");
-for (const c of CASES) {
-  for (const r of readers) {
-    const s = results[c.name][r.name];
-    const throughput = c.name === "chunks"
-      ? `${s.ops_per_s.toFixed(0)} reads/s`
-      : c.name === "crops"
-      ? `${s.ops_per_s.toFixed(0)} crops/s, ${s.gb_per_s.toFixed(2)} GB/s`
-      : `${s.gb_per_s.toFixed(2)} GB/s`;
-    const ratio = r.name === "tessera" ? "1" : `${ratios[c.name][r.name].toFixed(2)}×`;
-    md.push(
-      `| ${c.title} | ${r.name} | ${fmtMs(s.median_ms)} | ${
-        fmtMs(s.min_ms)
-      } | ${throughput} | ${ratio} |`,
-    );
+for (const store of STORES) {
+  md.push("");
+  md.push(`## ${store}: ${VOLUMES.stores[store].codec}`);
+  md.push("");
+  md.push("| case | reader | median | min | throughput | time / tessera's |");
+  md.push("| --- | --- | ---: | ---: | ---: | ---: |");
+  for (const c of CASES) {
+    for (const r of readers) {
+      const s = results[store][c.name][r.name];
+      if (!s) continue;
+      const throughput = c.name === "chunks"
+        ? `${s.ops_per_s.toFixed(0)} reads/s, ${s.gb_per_s.toFixed(2)} GB/s`
+        : c.name === "crops"
+        ? `${s.ops_per_s.toFixed(1)} crops/s, ${s.gb_per_s.toFixed(2)} GB/s`
+        : `${s.gb_per_s.toFixed(2)} GB/s`;
+      const q = ratios[store][c.name][r.name];
+      const ratio = r.name === "tessera"
+        ? "1"
+        : q === undefined
+        ? "–"
+        : r.limit
+        ? `${q.toFixed(2)} (tessera at ${pct(q)})`
+        : `${q.toFixed(2)}×`;
+      md.push(
+        `| ${c.title} | ${LABELS[r.name]} | ${fmtMs(s.median_ms)} | ${
+          fmtMs(s.min_ms)
+        } | ${throughput} | ${ratio} |`,
+      );
+    }
   }
 }
 md.push("");
 md.push(
-  "Samples: whole timepoint, one read each round; crops, all crops of a round read one after " +
-    "another; chunks, each read (median latency). Ratio = peer median / tessera median " +
-    "(> 1: tessera is faster). GB/s counts output bytes (uint16, decompressed).",
+  `Samples: ${CASES[0].name === "whole" ? "whole volume" : "slab"}, one read each round; ` +
+    "crops, all crops of a round read one after " +
+    "another; chunks, each read (median latency). Last column: the row's median ÷ tessera's on " +
+    "the same store and case — for a reader, how many times faster tessera is (> 1: tessera is " +
+    "faster); for a limit, the fraction of it tessera reaches. GB/s counts output bytes (uint16, " +
+    "decompressed), also for the limits (the decode limit of a crop decompresses every inner " +
+    "chunk the crop touches, about 3× its output).",
 );
 md.push("");
 md.push("| reader | version | threads |");
 md.push("| --- | --- | --- |");
-for (const r of readers) md.push(`| ${r.name} | ${r.version} | ${r.threads}: ${r.how} |`);
+for (const r of readers) {
+  md.push(`| ${LABELS[r.name]} | ${r.version} | ${r.threads}: ${r.how} |`);
+}
 md.push("");
 md.push(
-  `Checked before timing: every reader's whole timepoint and first ${N_CHECK} crops and chunks ` +
-    `have tessera's shape and checksum (sum and position-weighted sum).`,
+  `Checked before timing, on every store: each reader's ${CASES[0].name} read and first ` +
+    `${N_CHECK} crops and chunks have the shape and checksums (sum and position-weighted sum) of ` +
+    `tessera's reads of the zstd store; the decode limit is checked on the sum of the ` +
+    `${CASES[0].name} and on the chunks.`,
 );
 for (const [name, why] of Object.entries(failures)) md.push(`\n**${name} left out**: ${why}`);
 const markdown = md.join("\n") + "\n";

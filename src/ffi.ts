@@ -65,6 +65,20 @@ export const symbols = {
     parameters: ["pointer", "buffer", "usize", "u32", "u32", "buffer", "buffer", "usize"],
     result: "i32",
   },
+  tessera_arrow_export: {
+    parameters: [
+      "pointer",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "buffer",
+      "buffer",
+      "usize",
+    ],
+    result: "i32",
+  },
   tessera_dlpack_import: {
     parameters: ["pointer", "u32", "buffer", "buffer", "usize", "buffer", "usize"],
     result: "i32",

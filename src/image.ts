@@ -1,5 +1,6 @@
 /**
- * Opening images: OME-NGFF 0.5 groups and plain Zarr v3 arrays.
+ * Opening images: OME-NGFF groups (0.5 on Zarr v3, 0.4 on Zarr v2) and plain
+ * Zarr v3 or v2 arrays.
  * @module
  */
 
@@ -11,6 +12,7 @@ import { NativeArray } from "./native.ts";
 import { type Axis, type Channel, type LevelInfo, parseNgff } from "./ngff.ts";
 import { Query } from "./query.ts";
 import { encodeDescriptor } from "./zarr/descriptor.ts";
+import { ngffAxesOfLevel, omeAttributes, readLabelNames, readZarrNode } from "./zarr/hierarchy.ts";
 import { type ArrayMetadata, readNode } from "./zarr/metadata.ts";
 
 /** Options of {@link open}. */
@@ -39,6 +41,12 @@ export class Image implements Disposable {
   readonly channelInfo?: Channel[];
   /** OME-NGFF version, when the source is an NGFF image. */
   readonly ngffVersion?: string;
+  /**
+   * Names of the image's label images (its `labels` group), when it has one.
+   * Listed only: label images are not queryable through this image yet; open
+   * `<image>/labels/<name>` to read one.
+   */
+  readonly labels?: string[];
   readonly #arrays: ArrayMetadata[];
   readonly #handles = new Map<number, NativeArray>();
   #closed = false;
@@ -51,6 +59,7 @@ export class Image implements Disposable {
     axisInfo: Axis[],
     channels?: Channel[],
     ngffVersion?: string,
+    labels?: string[],
   ) {
     this.source = source;
     this.#arrays = arrays;
@@ -64,6 +73,7 @@ export class Image implements Disposable {
       if (channels.every((c) => c.name !== undefined)) this.channels = channels.map((c) => c.name!);
     }
     if (ngffVersion) this.ngffVersion = ngffVersion;
+    if (labels) this.labels = labels;
   }
 
   /** Starts a lazy query over level 0 of the whole image. */
@@ -119,26 +129,37 @@ export function localPath(source: string | URL): string {
 }
 
 /**
- * Opens an image: an OME-NGFF 0.5 group (multiscales, omero channels) or a
- * plain Zarr v3 array (axes from `dimension_names`, else d0, d1, …).
+ * Opens an image: an OME-NGFF group (0.5 on Zarr v3, 0.4 on Zarr v2;
+ * multiscales, omero channels, label names) or a plain Zarr v3 or v2 array
+ * (axes from `dimension_names`, or a v2 array's `_ARRAY_DIMENSIONS`
+ * attribute, else the image's axes when the array is a level of the NGFF
+ * image in its parent folder, else d0, d1, …).
  */
 export async function open(source: string | URL, _options: OpenOptions = {}): Promise<Image> {
   const path = localPath(source);
-  const node = await readNode(path);
+  const { node, attributesFile } = await readZarrNode(path);
   if (node.kind === "array") {
     const a = node.array;
-    const names = a.shape.map((_, i) => (a.dimensionNames?.[i] ?? `d${i}`).toLowerCase());
+    // Without dimension names, a level of an NGFF image takes the image's axes.
+    const ngffAxes = a.dimensionNames ? undefined : await ngffAxesOfLevel(path, a.shape.length);
+    const names = ngffAxes?.map((axis) => axis.name) ??
+      a.shape.map((_, i) => (a.dimensionNames?.[i] ?? `d${i}`).toLowerCase());
     if (new Set(names).size !== names.length) {
       throw new StorageError(`${path}: dimension_names ${JSON.stringify(a.dimensionNames)} repeat`);
     }
     const level = { path: ".", shape: a.shape, scale: a.shape.map(() => 1) };
-    return new Image(path, [a], [level], names.map((name) => ({ name })));
+    return new Image(path, [a], [level], ngffAxes ?? names.map((name) => ({ name })));
   }
-  const file = join(path, "zarr.json");
-  const ngff = parseNgff(node.group.attributes, file);
+  const ngff = parseNgff(node.group.attributes, attributesFile);
   if (!ngff) {
+    const ome = omeAttributes(node.group.attributes);
     throw new NotFound(
-      `${path} is a Zarr group without OME-NGFF multiscales; open one of its arrays instead`,
+      ome.plate !== undefined
+        ? `${path} is an OME-NGFF plate, which cannot be read as one image; open a field ` +
+          `(<row>/<column>/<field>) instead, or list it with info()`
+        : ome.well !== undefined
+        ? `${path} is an OME-NGFF well; open one of its fields (listed by info()) instead`
+        : `${path} is a Zarr group without OME-NGFF multiscales; open one of its arrays instead`,
     );
   }
   const arrays: ArrayMetadata[] = [];
@@ -168,5 +189,6 @@ export async function open(source: string | URL, _options: OpenOptions = {}): Pr
       ...(d.translation ? { translation: d.translation } : {}),
     });
   }
-  return new Image(path, arrays, levels, ngff.axes, ngff.channels, ngff.version);
+  const labels = await readLabelNames(path);
+  return new Image(path, arrays, levels, ngff.axes, ngff.channels, ngff.version, labels);
 }

@@ -1,6 +1,8 @@
 /**
- * OME-NGFF 0.5 image metadata: multiscales (axes, levels, scales) and omero
- * channels, read from a Zarr v3 group's `attributes.ome`.
+ * OME-NGFF image metadata: multiscales (axes, levels, scales) and omero
+ * channels, read from a Zarr v3 group's `attributes.ome` (NGFF 0.5) or a Zarr
+ * v2 group's `.zattrs` (NGFF 0.4, with 0.1–0.3 tolerated: bare axis names,
+ * implicit t/c/z/y/x axes).
  * @module
  */
 
@@ -52,6 +54,15 @@ export interface NgffImageMetadata {
   channels?: Channel[];
 }
 
+/** Axis types implied by the names of NGFF 0.3 axes (which are bare names). */
+const AXIS_TYPES: Record<string, string> = {
+  t: "time",
+  c: "channel",
+  z: "space",
+  y: "space",
+  x: "space",
+};
+
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json =>
   typeof v === "object" && v !== null && !Array.isArray(v);
@@ -72,11 +83,16 @@ export function parseNgff(
   }
   const ms = multiscales[0];
   const version = String(ome.version ?? ms.version ?? "unknown");
-  if (!Array.isArray(ms.axes) || ms.axes.length === 0) {
+  // NGFF 0.1 and 0.2 have no axes: their images are always 5-D t, c, z, y, x.
+  const rawAxes = ms.axes === undefined && (version === "0.1" || version === "0.2")
+    ? ["t", "c", "z", "y", "x"]
+    : ms.axes;
+  if (!Array.isArray(rawAxes) || rawAxes.length === 0) {
     return fail("multiscales[0].axes is missing");
   }
-  const axes: Axis[] = ms.axes.map((a, i) => {
-    const axis = typeof a === "string" ? { name: a } : a;
+  const axes: Axis[] = rawAxes.map((a, i) => {
+    // NGFF 0.3 lists axes as names; their types follow from the names.
+    const axis = typeof a === "string" ? { name: a, type: AXIS_TYPES[a.toLowerCase()] } : a;
     if (!isObject(axis) || typeof axis.name !== "string") return fail(`axis ${i} has no name`);
     return {
       name: axis.name.toLowerCase(),
@@ -88,7 +104,7 @@ export function parseNgff(
   if (!Array.isArray(ms.datasets) || ms.datasets.length === 0) {
     return fail("multiscales[0].datasets is missing");
   }
-  const rootScale = transforms(ms.coordinateTransformations, axes.length, "multiscales[0]", fail);
+  const root = transforms(ms.coordinateTransformations, axes.length, "multiscales[0]", fail);
   const datasets = ms.datasets.map((d, i) => {
     if (!isObject(d) || typeof d.path !== "string" || d.path === "") {
       return fail(`dataset ${i} has no path`);
@@ -98,10 +114,16 @@ export function parseNgff(
     }
     const t = transforms(d.coordinateTransformations, axes.length, `dataset ${d.path}`, fail);
     const scale = t.scale ?? axes.map(() => 1);
+    // Transformations of the whole multiscale apply after the dataset's own.
+    const translation = t.translation || root.translation
+      ? axes.map((_, k) =>
+        (t.translation?.[k] ?? 0) * (root.scale?.[k] ?? 1) + (root.translation?.[k] ?? 0)
+      )
+      : undefined;
     return {
       path: d.path,
-      scale: rootScale.scale ? scale.map((s, k) => s * rootScale.scale![k]) : scale,
-      ...(t.translation ? { translation: t.translation } : {}),
+      scale: root.scale ? scale.map((s, k) => s * root.scale![k]) : scale,
+      ...(translation ? { translation } : {}),
     };
   });
   const omero = isObject(ome.omero) ? ome.omero : undefined;

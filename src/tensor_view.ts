@@ -16,6 +16,8 @@ import {
   type TypedArrayFor,
 } from "./dtype.ts";
 import { InvalidArgument } from "./errors.ts";
+import type * as arrow from "apache-arrow";
+import { arrowC, type ArrowCExport, type ArrowOptions, arrowTable } from "./arrow.ts";
 import { resolveLayout } from "./layout.ts";
 import { NativeBuffer } from "./native.ts";
 
@@ -294,6 +296,25 @@ export class TensorView<D extends DType = DType> implements Disposable {
       options.versioned ?? true,
       options.readOnly ?? false,
     );
+  }
+
+  /**
+   * The view as an apache-arrow table with one `arrow.fixed_shape_tensor`
+   * column over the same memory (no copy; non-C layouts are described by the
+   * extension's `permutation`). The table keeps its own reference to the
+   * memory, so this view may be disposed first.
+   */
+  toArrow(options: ArrowOptions = {}): arrow.Table {
+    return arrowTable(this, this.#buffer.retain(), this.offset, options);
+  }
+
+  /**
+   * Exports the view through the Arrow C Data Interface (no copy), e.g. for
+   * `pyarrow.Array._import_from_c(e.arrayAddress, e.schemaAddress)`.
+   * Disposing the export releases what a consumer did not take.
+   */
+  toArrowC(options: ArrowOptions = {}): ArrowCExport {
+    return arrowC(this, this.#buffer, this.offset, options);
   }
 
   /** Releases this view's reference to the memory. */

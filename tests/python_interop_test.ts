@@ -7,38 +7,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { open, type TensorView, writeOmeZarr } from "../mod.ts";
-import { Python } from "../python.ts";
-import { ensurePythonEnv } from "../scripts/python_env.ts";
+import { embeddedPython as python } from "./embedded_python.ts";
 import { tempDir } from "./helpers.ts";
-
-/** The embedded interpreter, with the test venv's packages on its path. */
-async function python(): Promise<Python> {
-  const venvPython = await ensurePythonEnv();
-  const out = await new Deno.Command(venvPython, {
-    args: ["-c", "import site, sys; print(site.getsitepackages()[0]); print(sys.version_info[1])"],
-    stdout: "piped",
-  }).output();
-  const [sitePackages, minor] = new TextDecoder().decode(out.stdout).trim().split("\n");
-  const library = [
-    `/usr/lib/x86_64-linux-gnu/libpython3.${minor}.so.1.0`,
-    `/usr/lib/aarch64-linux-gnu/libpython3.${minor}.so.1.0`,
-    `/usr/local/lib/libpython3.${minor}.so.1.0`,
-  ].find((p) => {
-    try {
-      return Deno.statSync(p).isFile;
-    } catch {
-      return false;
-    }
-  });
-  if (!library) {
-    throw new Error(
-      `no shared libpython3.${minor} to embed; install it (Debian: apt-get install libpython3.${minor})`,
-    );
-  }
-  const py = Python.load({ library, sitePackages: [sitePackages] });
-  py.exec("import numpy as np, ctypes");
-  return py;
-}
 
 async function sample(): Promise<string> {
   const dir = await tempDir("tessera-py-");
@@ -133,3 +103,51 @@ Deno.test("fromDLPack imports numpy arrays without a copy", async (t) => {
     }
   }
 });
+
+Deno.test("torch.from_dlpack sees tessera's memory, bfloat16 included; torch tensors import back", async (t) => {
+  const py = await python();
+  py.exec("import torch, json");
+  using img = await open(await sample());
+  for (
+    const dtype of [
+      "uint8",
+      "int16",
+      "int32",
+      "int64",
+      "float16",
+      "bfloat16",
+      "float32",
+      "float64",
+    ] as const
+  ) {
+    await t.step(`export ${dtype}`, async () => {
+      using base = await img.scan().select({ c: 1 }).cast(dtype).collect();
+      const view = base.withLayout("YXZ");
+      const expected = valuesOf(view);
+      py.bind("t", view);
+      py.exec("a = torch.from_dlpack(t)");
+      assert.equal(py.eval("str(a.dtype)"), `torch.${dtype}`);
+      assert.deepEqual(JSON.parse(py.eval("json.dumps(list(a.stride()))")), view.strides);
+      assert.equal(BigInt(py.eval("a.data_ptr()")), view.address, "zero copy");
+      view[Symbol.dispose]();
+      const got = JSON.parse(py.eval("json.dumps(a.to(torch.float64).flatten().tolist())"));
+      // bfloat16 values went through tessera's rounding; compare with what torch reads of the same bits.
+      assert.deepEqual(got, expected.map((v) => dtype === "bfloat16" ? bf16ToNumber(v) : v));
+      py.exec("del a, t");
+    });
+  }
+  await t.step("import a permuted torch tensor", () => {
+    py.exec("src = torch.arange(24, dtype=torch.float32).reshape(2, 3, 4).permute(2, 0, 1)");
+    const expected = JSON.parse(py.eval("json.dumps(src.flatten().tolist())"));
+    using view = py.importTensor("src");
+    assert.equal(view.address, BigInt(py.eval("src.data_ptr()")));
+    assert.deepEqual(view.strides, JSON.parse(py.eval("json.dumps(list(src.stride()))")));
+    py.exec("del src");
+    assert.deepEqual(valuesOf(view), expected);
+  });
+});
+
+/** The number a bfloat16 bit pattern (as tessera's view reports it: raw bits) stands for. */
+function bf16ToNumber(bits: number): number {
+  return new Float32Array(new Uint32Array([bits << 16]).buffer)[0];
+}

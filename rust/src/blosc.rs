@@ -94,6 +94,7 @@ impl Header {
     }
 }
 
+/// Reads a little-endian `u32` at `at`, which the caller has bounds-checked.
 fn read_u32(bytes: &[u8], at: usize) -> u32 {
     let mut word = [0u8; 4];
     word.copy_from_slice(&bytes[at..at + 4]);
@@ -105,7 +106,7 @@ fn read_size(bytes: &[u8], at: usize, what: impl FnOnce() -> String) -> Result<u
     let value = read_u32(bytes, at);
     if value > i32::MAX as u32 {
         return Err(Error::decode(format!(
-            "blosc: {} is negative ({})",
+            "{} is negative ({})",
             what(),
             value as i32
         )));
@@ -113,6 +114,7 @@ fn read_size(bytes: &[u8], at: usize, what: impl FnOnce() -> String) -> Result<u
     Ok(value as usize)
 }
 
+/// Reads and validates the header of `frame`.
 fn parse_header(frame: &[u8]) -> Result<Header> {
     if frame.len() < HEADER_LEN {
         return Err(Error::decode(format!(
@@ -134,9 +136,9 @@ fn parse_header(frame: &[u8]) -> Result<Header> {
         )));
     }
     let typesize = usize::from(frame[3]);
-    let nbytes = read_size(frame, 4, || "uncompressed size".into())?;
-    let blocksize = read_size(frame, 8, || "block size".into())?;
-    let cbytes = read_size(frame, 12, || "compressed size".into())?;
+    let nbytes = read_size(frame, 4, || "blosc: uncompressed size".into())?;
+    let blocksize = read_size(frame, 8, || "blosc: block size".into())?;
+    let cbytes = read_size(frame, 12, || "blosc: compressed size".into())?;
     if cbytes < HEADER_LEN {
         return Err(Error::decode(format!(
             "blosc: compressed size {cbytes} is shorter than the header"
@@ -234,26 +236,34 @@ pub fn decompress_into(frame: &[u8], out: &mut [u8]) -> Result<()> {
         out.copy_from_slice(&frame[HEADER_LEN..HEADER_LEN + header.nbytes]);
         return Ok(());
     };
-    DECODERS.with(|cell| {
-        let mut decoders = cell.borrow_mut();
-        let mut scratch = Vec::new();
-        for (index, block) in out.chunks_mut(header.blocksize).enumerate() {
-            let start = read_size(frame, HEADER_LEN + 4 * index, || {
-                format!("start offset of block {index}")
-            })?;
-            decode_block(
-                &header,
-                codec,
-                frame,
-                start,
-                block,
-                &mut scratch,
-                &mut decoders,
-            )
-            .map_err(|e| e.context(format!("blosc block {index}")))?;
+    CONTEXT.with(|cell| {
+        let mut context = cell.borrow_mut();
+        let (decoders, scratch) = &mut *context;
+        let result = decode_blocks(&header, codec, frame, out, scratch, decoders);
+        if scratch.block.capacity() + scratch.planes.capacity() > MAX_KEPT_SCRATCH {
+            *scratch = Scratch::default();
         }
-        Ok(())
+        result
     })
+}
+
+/// Decodes every block of a compressed (not memcpyed) frame into `out`.
+fn decode_blocks(
+    header: &Header,
+    codec: Codec,
+    frame: &[u8],
+    out: &mut [u8],
+    scratch: &mut Scratch,
+    decoders: &mut Decoders,
+) -> Result<()> {
+    for (index, block) in out.chunks_mut(header.blocksize).enumerate() {
+        let start = read_size(frame, HEADER_LEN + 4 * index, || {
+            format!("blosc: start offset of block {index}")
+        })?;
+        decode_block(header, codec, frame, start, block, scratch, decoders)
+            .map_err(|e| e.context(format!("blosc block {index}")))?;
+    }
+    Ok(())
 }
 
 /// Decodes the block starting at `start` in `frame` into `out` (the
@@ -264,7 +274,7 @@ fn decode_block(
     frame: &[u8],
     start: usize,
     out: &mut [u8],
-    scratch: &mut Vec<u8>,
+    scratch: &mut Scratch,
     decoders: &mut Decoders,
 ) -> Result<()> {
     let size = out.len();
@@ -275,7 +285,7 @@ fn decode_block(
         && header.blocksize / typesize >= MIN_SPLIT_ELEMENTS
         && !short_block;
     let nstreams = if split { typesize } else { 1 };
-    if size % nstreams != 0 {
+    if !size.is_multiple_of(nstreams) {
         return Err(Error::decode(format!(
             "block of {size} bytes cannot be split into {nstreams} streams"
         )));
@@ -283,11 +293,8 @@ fn decode_block(
     let shuffle = header.flags & FLAG_SHUFFLE != 0 && typesize > 1;
     let bitshuffle = !shuffle && header.flags & FLAG_BITSHUFFLE != 0 && size >= typesize;
     let target: &mut [u8] = if shuffle || bitshuffle {
-        if scratch.len() < size {
-            // Sized for a whole block once; the last block may be shorter.
-            scratch.resize(header.blocksize, 0);
-        }
-        &mut scratch[..size]
+        grow(&mut scratch.block, size, header.blocksize);
+        &mut scratch.block[..size]
     } else {
         &mut *out
     };
@@ -319,16 +326,40 @@ fn decode_block(
         offset += clen;
     }
     if shuffle {
-        unshuffle(typesize, &scratch[..size], out);
+        unshuffle(typesize, &scratch.block[..size], out);
     } else if bitshuffle {
-        bitunshuffle(typesize, &scratch[..size], out);
+        let planes = &mut scratch.planes;
+        bitunshuffle(typesize, &scratch.block[..size], out, |len| {
+            grow(planes, len, header.blocksize);
+            &mut planes[..len]
+        });
     }
     Ok(())
 }
 
+/// Scratch buffers kept by a thread between frames up to this many bytes.
+const MAX_KEPT_SCRATCH: usize = 8 << 20;
+
+/// Scratch buffers, each at most one block long.
+#[derive(Default)]
+struct Scratch {
+    /// A block's decoded streams before unshuffling.
+    block: Vec<u8>,
+    /// A bit-shuffled block's byte planes.
+    planes: Vec<u8>,
+}
+
+/// Grows `buf` to `full` bytes (one whole block, so that it grows once)
+/// when it is shorter than `len`.
+fn grow(buf: &mut Vec<u8>, len: usize, full: usize) {
+    if buf.len() < len {
+        buf.resize(full.max(len), 0);
+    }
+}
+
 thread_local! {
-    /// Per-thread codec contexts, reused across frames.
-    static DECODERS: RefCell<Decoders> = RefCell::new(Decoders::default());
+    /// Per-thread codec contexts and scratch buffers, reused across frames.
+    static CONTEXT: RefCell<(Decoders, Scratch)> = RefCell::default();
 }
 
 /// Codec contexts that are costly to create, made on first use.
@@ -343,8 +374,9 @@ impl Decoders {
     fn decode(&mut self, codec: Codec, src: &[u8], out: &mut [u8]) -> Result<()> {
         let expected = out.len();
         let produced = match codec {
-            Codec::BloscLz => blosclz_decompress(src, out)
-                .map_err(|e| Error::decode(format!("blosclz: {e}")))?,
+            Codec::BloscLz => {
+                blosclz_decompress(src, out).map_err(|e| Error::decode(format!("blosclz: {e}")))?
+            }
             Codec::Lz4 => lz4_flex::block::decompress_into(src, out)
                 .map_err(|e| Error::decode(format!("lz4: {e}")))?,
             Codec::Snappy => {
@@ -397,6 +429,9 @@ impl Decoders {
     }
 }
 
+/// Length of the fixed-size copies of short blosclz literal runs and matches.
+const WILD: usize = 32;
+
 /// Distance added to a 16-bit blosclz match distance.
 const BLOSCLZ_FAR_BASE: usize = 8192;
 
@@ -404,10 +439,10 @@ const BLOSCLZ_FAR_BASE: usize = 8192;
 ///
 /// The stream is a sequence of tokens, each led by a control byte (the
 /// first one is the low 5 bits of the stream's first byte). Below 32 it
-/// announces `ctrl + 1` literal bytes. Otherwise its top 3 bits give the
-/// match length minus 2 (7 means "6 plus the following bytes, added up to
-/// and including the first that is not 255") and its low 5 bits the high
-/// part of the distance; the next byte is the low part. A low byte of 255
+/// announces `ctrl + 1` literal bytes. Otherwise its top 3 bits `t` give a
+/// match of `t + 2` bytes (for `t = 7`, plus the following bytes, up to and
+/// including the first that is not 255) and its low 5 bits the high part
+/// of the distance minus 1; the next byte is the low part. A low byte of 255
 /// with a high part of 31 means a far match whose distance is the next
 /// two bytes (big-endian) plus 8192. As in c-blosc, a match that ends the
 /// stream is not copied, so a valid stream always ends with literals.
@@ -449,7 +484,8 @@ fn blosclz_decompress(src: &[u8], out: &mut [u8]) -> std::result::Result<usize, 
                 if ip + 1 >= end {
                     return Err(format!("far match distance runs past the stream at {ip}"));
                 }
-                distance = (usize::from(src[ip]) << 8 | usize::from(src[ip + 1])) + BLOSCLZ_FAR_BASE;
+                distance =
+                    (usize::from(src[ip]) << 8 | usize::from(src[ip + 1])) + BLOSCLZ_FAR_BASE;
                 ip += 2;
             }
             if len > out.len() - op {
@@ -459,7 +495,9 @@ fn blosclz_decompress(src: &[u8], out: &mut [u8]) -> std::result::Result<usize, 
                 ));
             }
             if distance > op {
-                return Err(format!("match distance {distance} reaches before the output start at {op}"));
+                return Err(format!(
+                    "match distance {distance} reaches before the output start at {op}"
+                ));
             }
             if ip >= end {
                 break;
@@ -477,9 +515,17 @@ fn blosclz_decompress(src: &[u8], out: &mut [u8]) -> std::result::Result<usize, 
                 ));
             }
             if run > end - ip {
-                return Err(format!("literal run of {run} bytes runs past the stream at {ip}"));
+                return Err(format!(
+                    "literal run of {run} bytes runs past the stream at {ip}"
+                ));
             }
-            out[op..op + run].copy_from_slice(&src[ip..ip + run]);
+            if out.len() - op >= WILD && end - ip >= WILD {
+                // A fixed-size copy is cheaper; the bytes past the run are
+                // overwritten by what follows.
+                out[op..op + WILD].copy_from_slice(&src[ip..ip + WILD]);
+            } else {
+                out[op..op + run].copy_from_slice(&src[ip..ip + run]);
+            }
             op += run;
             ip += run;
             if ip >= end {
@@ -499,7 +545,12 @@ fn blosclz_decompress(src: &[u8], out: &mut [u8]) -> std::result::Result<usize, 
 fn copy_match(out: &mut [u8], op: usize, distance: usize, len: usize) {
     let from = op - distance;
     if distance >= len {
-        out.copy_within(from..from + len, op);
+        if len <= WILD && out.len() - op >= WILD {
+            // As for literals: the bytes past the match are overwritten later.
+            out.copy_within(from..from + WILD, op);
+        } else {
+            out.copy_within(from..from + len, op);
+        }
     } else if distance == 1 {
         let byte = out[from];
         out[op..op + len].fill(byte);
@@ -576,7 +627,8 @@ fn transpose8x8(mut x: u64) -> u64 {
     x
 }
 
-/// Undoes the bitshuffle of one block of `src.len()` bytes.
+/// Undoes the bitshuffle of one block of `src.len()` bytes into `out`;
+/// `tmp(len)` lends a scratch buffer of `len` bytes when `typesize > 1`.
 ///
 /// When the block holds a multiple of 8 whole elements, `src` holds
 /// `8 * typesize` rows of `count / 8` bytes: row `8 * b + k` has bit `k` of
@@ -584,38 +636,80 @@ fn transpose8x8(mut x: u64) -> u64 {
 /// Bytes past the last whole element are stored as is. A block whose
 /// element count is not a multiple of 8 is stored entirely as is (c-blosc
 /// 1.x does not bitshuffle it at all).
-fn bitunshuffle(typesize: usize, src: &[u8], out: &mut [u8]) {
+fn bitunshuffle<'a>(
+    typesize: usize,
+    src: &[u8],
+    out: &mut [u8],
+    tmp: impl FnOnce(usize) -> &'a mut [u8],
+) {
     let count = src.len() / typesize;
-    if count % 8 != 0 {
+    if count == 0 || !count.is_multiple_of(8) {
         out.copy_from_slice(src);
         return;
     }
     let body = count * typesize;
-    let row = count / 8;
     if typesize == 1 {
-        for (g, group) in out[..body].chunks_exact_mut(8).enumerate() {
-            let mut x = 0u64;
-            for k in 0..8 {
-                x |= u64::from(src[k * row + g]) << (8 * k);
-            }
-            group.copy_from_slice(&transpose8x8(x).to_le_bytes());
-        }
+        bit_transpose_plane(&src[..body], &mut out[..body]);
     } else {
-        for (g, group) in out[..body].chunks_exact_mut(8 * typesize).enumerate() {
-            for b in 0..typesize {
-                let rows = &src[8 * b * row..8 * (b + 1) * row];
-                let mut x = 0u64;
-                for k in 0..8 {
-                    x |= u64::from(rows[k * row + g]) << (8 * k);
-                }
-                let bytes = transpose8x8(x).to_le_bytes();
-                for (m, &byte) in bytes.iter().enumerate() {
-                    group[m * typesize + b] = byte;
-                }
-            }
+        // Bits back into bytes, plane by plane (the byte-shuffled layout),
+        // then bytes back into elements.
+        let planes = tmp(body);
+        for (from, to) in src[..body]
+            .chunks_exact(count)
+            .zip(planes.chunks_exact_mut(count))
+        {
+            bit_transpose_plane(from, to);
         }
+        unshuffle(typesize, planes, &mut out[..body]);
     }
     out[body..].copy_from_slice(&src[body..]);
+}
+
+/// Turns 8 rows of bits (row `k` holding bit `k` of every byte, byte `i`
+/// at bit `i % 8` of the row's byte `i / 8`) back into `out.len()` bytes.
+fn bit_transpose_plane(src: &[u8], out: &mut [u8]) {
+    let row = src.len() / 8;
+    let rows: [&[u8]; 8] = std::array::from_fn(|k| &src[k * row..(k + 1) * row]);
+    let wide = row / 8;
+    // Eight bytes of each row at a time: 64 output bytes.
+    for (w, chunk) in out[..wide * 64].chunks_exact_mut(64).enumerate() {
+        let mut words: [u64; 8] = std::array::from_fn(|k| {
+            let bytes: [u8; 8] = rows[k][8 * w..8 * w + 8].try_into().expect("eight bytes");
+            u64::from_le_bytes(bytes)
+        });
+        transpose_bytes(&mut words);
+        for x in words.iter_mut() {
+            *x = transpose8x8(*x);
+        }
+        for (to, x) in chunk.chunks_exact_mut(8).zip(words) {
+            to.copy_from_slice(&x.to_le_bytes());
+        }
+    }
+    for g in wide * 8..row {
+        let x = u64::from_le_bytes(std::array::from_fn(|k| rows[k][g]));
+        out[8 * g..8 * g + 8].copy_from_slice(&transpose8x8(x).to_le_bytes());
+    }
+}
+
+/// Transposes 8 words as an 8×8 matrix of bytes: byte `j` of word `k`
+/// moves to byte `k` of word `j`.
+#[inline]
+fn transpose_bytes(w: &mut [u64; 8]) {
+    for (shift, mask, pairs) in [
+        (
+            8,
+            0x00FF_00FF_00FF_00FFu64,
+            [(0, 1), (2, 3), (4, 5), (6, 7)],
+        ),
+        (16, 0x0000_FFFF_0000_FFFF, [(0, 2), (1, 3), (4, 6), (5, 7)]),
+        (32, 0x0000_0000_FFFF_FFFF, [(0, 4), (1, 5), (2, 6), (3, 7)]),
+    ] {
+        for (a, b) in pairs {
+            let t = ((w[a] >> shift) ^ w[b]) & mask;
+            w[b] ^= t;
+            w[a] ^= t << shift;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -676,9 +770,14 @@ mod tests {
     #[test]
     fn decodes_every_fixture() {
         let all = fixtures();
-        assert_eq!(all.len(), 140);
+        assert_eq!(all.len(), 143);
         for f in &all {
-            assert_eq!(decompressed_size(&f.frame).unwrap(), f.raw.len(), "{}", f.name);
+            assert_eq!(
+                decompressed_size(&f.frame).unwrap(),
+                f.raw.len(),
+                "{}",
+                f.name
+            );
             let out = decode(&f.frame).unwrap_or_else(|e| panic!("{}: {e}", f.name));
             assert!(out == *f.raw, "{}: decoded bytes differ", f.name);
         }
@@ -695,22 +794,29 @@ mod tests {
         for codec in [Codec::BloscLz, Codec::Lz4, Codec::Zlib, Codec::Zstd] {
             for flag in [0, FLAG_SHUFFLE, FLAG_BITSHUFFLE] {
                 for split in [false, true] {
-                    eprintln!(
-                        "{codec:?} flag {flag} split {split}: {}",
+                    assert!(
                         any(&|h| h.codec == Some(codec)
                             && h.flags & (FLAG_SHUFFLE | FLAG_BITSHUFFLE) == flag
                             && (h.flags & FLAG_DONT_SPLIT == 0) == split
-                            && h.typesize > 1)
+                            && h.typesize > 1),
+                        "{codec:?} flag {flag} split {split}"
                     );
                 }
             }
             // Several blocks with a short last one.
-            assert!(any(&|h| h.codec == Some(codec) && h.nblocks() > 1 && h.nbytes % h.blocksize != 0));
+            assert!(any(&|h| h.codec == Some(codec)
+                && h.nblocks() > 1
+                && h.nbytes % h.blocksize != 0));
         }
         // Split blocks followed by a short, unsplit last block.
-        assert!(any(&|h| h.flags & FLAG_DONT_SPLIT == 0 && h.nblocks() > 1 && h.nbytes % h.blocksize != 0));
+        assert!(any(&|h| h.flags & FLAG_DONT_SPLIT == 0
+            && h.nblocks() > 1
+            && h.nbytes % h.blocksize != 0));
         for ts in [1, 2, 3, 4, 8, 20, 255] {
-            assert!(any(&|h| h.typesize == ts && h.codec.is_some()), "typesize {ts}");
+            assert!(
+                any(&|h| h.typesize == ts && h.codec.is_some()),
+                "typesize {ts}"
+            );
         }
         assert!(any(&|h| h.codec.is_none() && h.nbytes > 0));
         assert!(any(&|h| h.nbytes == 0));
@@ -737,6 +843,18 @@ mod tests {
         let empty = fixture("empty-lz4");
         assert!(decompress_into(&empty.frame, &mut [0u8; 1]).is_err());
         assert!(decompress_into(&empty.frame, &mut []).is_ok());
+    }
+
+    #[test]
+    fn byte_transpose_matches_definition() {
+        let mut words: [u64; 8] =
+            std::array::from_fn(|k| 0x0706_0504_0302_0100 + 0x1010_1010_1010_1010 * k as u64);
+        transpose_bytes(&mut words);
+        for (j, word) in words.iter().enumerate() {
+            for k in 0..8 {
+                assert_eq!((word >> (8 * k)) as u8, (16 * k + j) as u8);
+            }
+        }
     }
 
     #[test]
@@ -789,7 +907,7 @@ mod tests {
     /// Bitshuffle of one block, as c-blosc 1.x writes it, bit by bit.
     fn bitshuffle_ref(typesize: usize, src: &[u8]) -> Vec<u8> {
         let count = src.len() / typesize;
-        if count % 8 != 0 {
+        if !count.is_multiple_of(8) {
             return src.to_vec();
         }
         let row = count / 8;
@@ -809,16 +927,30 @@ mod tests {
     #[test]
     fn unshuffles_invert_reference_shuffles() {
         for typesize in 1..=20 {
-            for len in [0, 1, 7, 8 * typesize, 8 * typesize + 3, 64 * 17 * typesize + 5, 1000] {
+            for len in [
+                0,
+                1,
+                7,
+                8 * typesize,
+                8 * typesize + 3,
+                64 * 17 * typesize + 5,
+                1000,
+            ] {
                 let data = noise(len, (typesize * 1000 + len) as u64);
                 let mut out = vec![0u8; len];
                 unshuffle(typesize, &shuffle_ref(typesize, &data), &mut out);
                 assert_eq!(out, data, "shuffle typesize {typesize} len {len}");
-                bitunshuffle(typesize, &bitshuffle_ref(typesize, &data), &mut out);
+                let mut tmp = vec![0u8; len];
+                bitunshuffle(typesize, &bitshuffle_ref(typesize, &data), &mut out, |n| {
+                    &mut tmp[..n]
+                });
                 assert_eq!(out, data, "bitshuffle typesize {typesize} len {len}");
             }
         }
     }
+
+    /// An internal codec's compressor for [`write_frame`].
+    type Compress<'a> = &'a dyn Fn(&[u8]) -> Option<Vec<u8>>;
 
     /// Writes a Blosc frame the way c-blosc lays it out, with `compress`
     /// as the internal codec (returning `None` when it cannot compress).
@@ -829,7 +961,7 @@ mod tests {
         filter: u8,
         dont_split: bool,
         codec: u8,
-        compress: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
+        compress: Compress,
     ) -> Vec<u8> {
         let flags = filter | (u8::from(dont_split) << 4) | (codec << 5);
         let nblocks = data.len().div_ceil(blocksize);
@@ -887,12 +1019,22 @@ mod tests {
     #[test]
     fn decodes_snappy_frames() {
         let snappy = |s: &[u8]| snap::raw::Encoder::new().compress_vec(s).ok();
-        for (typesize, len, blocksize) in [(4, 10_000, 4096), (2, 5000, 512), (1, 3000, 1000), (3, 3001, 999)] {
+        for (typesize, len, blocksize) in [
+            (4, 10_000, 4096),
+            (2, 5000, 512),
+            (1, 3000, 1000),
+            (3, 3001, 999),
+        ] {
             let data = compressible(len, typesize);
             for filter in [0, FLAG_SHUFFLE, FLAG_BITSHUFFLE] {
                 for dont_split in [false, true] {
-                    let frame = write_frame(&data, typesize, blocksize, filter, dont_split, 2, &snappy);
-                    assert_eq!(decode(&frame).unwrap(), data, "ts {typesize} filter {filter}");
+                    let frame =
+                        write_frame(&data, typesize, blocksize, filter, dont_split, 2, &snappy);
+                    assert_eq!(
+                        decode(&frame).unwrap(),
+                        data,
+                        "ts {typesize} filter {filter}"
+                    );
                 }
             }
         }
@@ -908,12 +1050,16 @@ mod tests {
             e.finish().ok()
         };
         let zstd = |s: &[u8]| zstd::bulk::compress(s, 3).ok();
-        let codecs: [(u8, &dyn Fn(&[u8]) -> Option<Vec<u8>>); 3] = [(1, &lz4), (3, &zlib), (4, &zstd)];
+        let codecs: [(u8, Compress); 3] = [(1, &lz4), (3, &zlib), (4, &zstd)];
         for (codec, compress) in codecs {
             let data = compressible(20_000, 8);
             for filter in [0, FLAG_SHUFFLE, FLAG_BITSHUFFLE] {
                 let frame = write_frame(&data, 8, 8192, filter, false, codec, compress);
-                assert_eq!(decode(&frame).unwrap(), data, "codec {codec} filter {filter}");
+                assert_eq!(
+                    decode(&frame).unwrap(),
+                    data,
+                    "codec {codec} filter {filter}"
+                );
             }
         }
     }
@@ -946,10 +1092,9 @@ mod tests {
         assert_eq!(&out[8200..8204], &lit[..4]);
         assert_eq!(out[8204], b'!');
 
-        // A match that ends the stream is not copied (as in c-blosc).
-        let stream = [0x20 | 1, b'x', b'y', 0x20, 1];
-        let mut out = [0u8; 5];
-        assert_eq!(blosclz_decompress(&stream, &mut out), Ok(2));
+        // A (far) match that ends the stream is not copied (as in c-blosc).
+        stream.truncate(stream.len() - 2);
+        assert_eq!(blosclz_decompress(&stream, &mut out), Ok(8200));
 
         // Overlapping copy with a period of 3.
         let stream = [0x20 | 2, b'1', b'2', b'3', 0xE0, 3, 2, 0, b'1'];
@@ -973,7 +1118,24 @@ mod tests {
         assert!(blosclz_decompress(&[0, b'a', 0x20], &mut out).is_err());
         assert!(blosclz_decompress(&[0, b'a', 0xE0, 255], &mut out).is_err());
         assert!(blosclz_decompress(&[0, b'a', 0x3F, 255, 1], &mut out).is_err());
-        assert!(blosclz_decompress(&[0, b'a', 0xE0, 255, 255, 255, 255, 255, 255], &mut out).is_err());
+        assert!(
+            blosclz_decompress(&[0, b'a', 0xE0, 255, 255, 255, 255, 255, 255], &mut out).is_err()
+        );
+    }
+
+    #[test]
+    fn blosclz_random_streams_never_panic() {
+        let mut state = 0xDEAD_BEEF_F00D_CAFEu64;
+        let mut out = vec![0u8; 4096];
+        for round in 0..20_000 {
+            state = xorshift(state);
+            let len = (state % 64) as usize;
+            let stream = noise(len, state);
+            let out_len = (state >> 20) as usize % out.len();
+            if let Ok(n) = blosclz_decompress(&stream, &mut out[..out_len]) {
+                assert!(n <= out_len, "round {round}");
+            }
+        }
     }
 
     fn assert_decode_error(frame: &[u8], out_len: usize, what: &str) {
@@ -1020,13 +1182,26 @@ mod tests {
 
     #[test]
     fn lying_headers_fail() {
-        for name in ["lz4-shuffle-ts4", "zstd-bitshuffle-ts2", "ts3-blosclz-shuffle", "memcpy-noise-lz4", "big-lz4-shuffle"] {
+        for name in [
+            "lz4-shuffle-ts4",
+            "zstd-bitshuffle-ts2",
+            "ts3-blosclz-shuffle",
+            "memcpy-noise-lz4",
+            "big-lz4-shuffle",
+        ] {
             let f = fixture(name);
             let n = f.raw.len() as u32;
             let c = f.frame.len() as u32;
             let bs = read_u32(&f.frame, 8);
             // nbytes
-            for nbytes in [n + 1, n - 1, n + 100_000, u32::MAX, 1 << 31, i32::MAX as u32] {
+            for nbytes in [
+                n + 1,
+                n - 1,
+                n + 100_000,
+                u32::MAX,
+                1 << 31,
+                i32::MAX as u32,
+            ] {
                 let frame = patched(&f.frame, 4, nbytes);
                 decode_no_panic(&frame);
                 if nbytes as usize > MAX_BUFFER_SIZE {
@@ -1037,7 +1212,10 @@ mod tests {
             // blocksize
             for blocksize in [0, n + 1, u32::MAX, 1 << 31] {
                 let frame = patched(&f.frame, 8, blocksize);
-                assert!(decompressed_size(&frame).is_err(), "{name} blocksize {blocksize}");
+                assert!(
+                    decompressed_size(&frame).is_err(),
+                    "{name} blocksize {blocksize}"
+                );
                 assert_decode_error(&frame, f.raw.len(), name);
             }
             for blocksize in [1, bs / 2, bs - 1, bs + 1, 128, 4096] {
@@ -1059,7 +1237,10 @@ mod tests {
                 if at == 1 && f.frame[2] & FLAG_MEMCPYED != 0 {
                     continue;
                 }
-                assert!(decompressed_size(&frame).is_err(), "{name} byte {at} = {value}");
+                assert!(
+                    decompressed_size(&frame).is_err(),
+                    "{name} byte {at} = {value}"
+                );
                 assert_decode_error(&frame, f.raw.len(), name);
             }
             for flags in 0..=255u8 {
@@ -1081,15 +1262,33 @@ mod tests {
 
     #[test]
     fn bad_block_offsets_and_stream_sizes_fail() {
-        for name in ["lz4-shuffle-ts4", "zstd-noshuffle-ts8", "ts3-blosclz-bitshuffle", "big-blosclz-shuffle", "auto-zlib-shuffle"] {
+        for name in [
+            "lz4-shuffle-ts4",
+            "zstd-noshuffle-ts8",
+            "ts3-blosclz-bitshuffle",
+            "big-blosclz-shuffle",
+            "auto-zlib-shuffle",
+        ] {
             let f = fixture(name);
             let h = parse_header(&f.frame).unwrap();
             let c = f.frame.len() as u32;
             for block in 0..h.nblocks() {
                 let at = HEADER_LEN + 4 * block;
-                for start in [c, c - 1, c - 3, c + 1000, i32::MAX as u32, u32::MAX, 1 << 31] {
+                for start in [
+                    c,
+                    c - 1,
+                    c - 3,
+                    c + 1000,
+                    i32::MAX as u32,
+                    u32::MAX,
+                    1 << 31,
+                ] {
                     let frame = patched(&f.frame, at, start);
-                    assert_decode_error(&frame, f.raw.len(), &format!("{name} block {block} start {start}"));
+                    assert_decode_error(
+                        &frame,
+                        f.raw.len(),
+                        &format!("{name} block {block} start {start}"),
+                    );
                 }
                 for start in [0, 4, 16, c - 4, c - 5] {
                     decode_no_panic(&patched(&f.frame, at, start));
@@ -1099,7 +1298,11 @@ mod tests {
                 let size = read_u32(&f.frame, stream);
                 for bad in [c, c - stream as u32 - 3, u32::MAX, 1 << 31, i32::MAX as u32] {
                     let frame = patched(&f.frame, stream, bad);
-                    assert_decode_error(&frame, f.raw.len(), &format!("{name} block {block} size {bad}"));
+                    assert_decode_error(
+                        &frame,
+                        f.raw.len(),
+                        &format!("{name} block {block} size {bad}"),
+                    );
                 }
                 for other in [0, 1, size.saturating_sub(1), size + 1] {
                     decode_no_panic(&patched(&f.frame, stream, other));

@@ -70,7 +70,10 @@ fn strip_crc32c(input: &[u8]) -> Result<&[u8]> {
 fn inflate_into(codec: &BytesCodec, input: &[u8], out: &mut [u8]) -> Result<()> {
     use std::io::Read;
     let (name, mut reader): (&str, Box<dyn Read + '_>) = match codec {
-        BytesCodec::Gzip { .. } => ("gzip", Box::new(flate2::bufread::MultiGzDecoder::new(input))),
+        BytesCodec::Gzip { .. } => (
+            "gzip",
+            Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+        ),
         _ => ("zlib", Box::new(flate2::bufread::ZlibDecoder::new(input))),
     };
     reader
@@ -79,7 +82,10 @@ fn inflate_into(codec: &BytesCodec, input: &[u8], out: &mut [u8]) -> Result<()> 
     let mut extra = [0u8; 1];
     match reader.read(&mut extra) {
         Ok(0) => Ok(()),
-        Ok(_) => Err(Error::decode(format!("{name}: more than the expected {} bytes", out.len()))),
+        Ok(_) => Err(Error::decode(format!(
+            "{name}: more than the expected {} bytes",
+            out.len()
+        ))),
         Err(e) => Err(Error::decode(format!("{name}: {e}"))),
     }
 }
@@ -109,11 +115,18 @@ fn lz4_into(input: &[u8], out: &mut [u8]) -> Result<()> {
         .ok_or_else(|| Error::decode("lz4: shorter than its size header"))?;
     let size = u32::from_le_bytes(*size) as usize;
     if size != out.len() {
-        return Err(Error::decode(format!("lz4: declares {size} bytes, expected {}", out.len())));
+        return Err(Error::decode(format!(
+            "lz4: declares {size} bytes, expected {}",
+            out.len()
+        )));
     }
-    let n = lz4_flex::block::decompress_into(block, out).map_err(|e| Error::decode(format!("lz4: {e}")))?;
+    let n = lz4_flex::block::decompress_into(block, out)
+        .map_err(|e| Error::decode(format!("lz4: {e}")))?;
     if n != out.len() {
-        return Err(Error::decode(format!("lz4: decoded {n} bytes, expected {}", out.len())));
+        return Err(Error::decode(format!(
+            "lz4: decoded {n} bytes, expected {}",
+            out.len()
+        )));
     }
     Ok(())
 }
@@ -127,7 +140,9 @@ fn decode_one_to_vec(codec: &BytesCodec, input: &[u8], limit: usize) -> Result<V
         BytesCodec::Blosc => {
             let size = crate::blosc::decompressed_size(input)?;
             if size > limit {
-                return Err(Error::decode(format!("blosc: declares {size} bytes, more than {limit}")));
+                return Err(Error::decode(format!(
+                    "blosc: declares {size} bytes, more than {limit}"
+                )));
             }
             let mut out = vec![0u8; size];
             crate::blosc::decompress_into(input, &mut out)?;
@@ -138,7 +153,9 @@ fn decode_one_to_vec(codec: &BytesCodec, input: &[u8], limit: usize) -> Result<V
                 .first_chunk::<4>()
                 .map(|s| u32::from_le_bytes(*s) as usize)
                 .filter(|&s| s <= limit)
-                .ok_or_else(|| Error::decode(format!("lz4: missing size or more than {limit} bytes")))?;
+                .ok_or_else(|| {
+                    Error::decode(format!("lz4: missing size or more than {limit} bytes"))
+                })?;
             let mut out = vec![0u8; size];
             lz4_into(input, &mut out)?;
             Ok(out)
@@ -160,7 +177,9 @@ pub fn decode_bytes_into(codecs: &[BytesCodec], input: &[u8], out: &mut [u8]) ->
         ))),
         Some((BytesCodec::Crc32c, rest)) => decode_bytes_into(rest, strip_crc32c(input)?, out),
         Some((BytesCodec::Zstd { .. }, [])) => zstd_into(input, out),
-        Some((codec @ (BytesCodec::Gzip { .. } | BytesCodec::Zlib { .. }), [])) => inflate_into(codec, input, out),
+        Some((codec @ (BytesCodec::Gzip { .. } | BytesCodec::Zlib { .. }), [])) => {
+            inflate_into(codec, input, out)
+        }
         Some((BytesCodec::Blosc, [])) => crate::blosc::decompress_into(input, out),
         Some((BytesCodec::Lz4, [])) => lz4_into(input, out),
         Some((codec, rest)) => {
@@ -176,7 +195,9 @@ pub fn decode_bytes_to_vec(codecs: &[BytesCodec], input: &[u8], limit: usize) ->
     match codecs.split_last() {
         None => Ok(input.to_vec()),
         Some((BytesCodec::Crc32c, rest)) => decode_bytes_to_vec(rest, strip_crc32c(input)?, limit),
-        Some((codec, rest)) => decode_bytes_to_vec(rest, &decode_one_to_vec(codec, input, limit)?, limit),
+        Some((codec, rest)) => {
+            decode_bytes_to_vec(rest, &decode_one_to_vec(codec, input, limit)?, limit)
+        }
     }
 }
 
@@ -217,15 +238,20 @@ pub fn decode_chunk(
             Ok(())
         }
         ArrayToBytes::Sharding(spec) => {
+            // The shard holds the chunk in its stored (transposed) order.
+            let shape = chain.stored_shape(shape);
             let bytes;
             let shard = if chain.bytes_to_bytes.is_empty() {
                 input
             } else {
-                bytes =
-                    decode_bytes_to_vec(&chain.bytes_to_bytes, input, out.len() * 2 + (1 << 20))?;
+                // Bound the decoded shard: its index, plus every inner chunk at
+                // twice its raw size and some framing.
+                let n = element_count(&spec.grid(&shape));
+                let limit = spec.index_size(n as u64) as usize + out.len() * 2 + n * 64 + (1 << 20);
+                bytes = decode_bytes_to_vec(&chain.bytes_to_bytes, input, limit)?;
                 &bytes
             };
-            decode_whole_shard(spec, shape, shard, elements, out)
+            decode_whole_shard(spec, &shape, shard, elements, out)
         }
     }
 }
@@ -334,10 +360,12 @@ pub fn encode_chunk(
             }
             bytes
         }
-        ArrayToBytes::Sharding(spec) => match encode_shard(spec, shape, data, elements)? {
-            Some(bytes) => bytes,
-            None => return Ok(None),
-        },
+        ArrayToBytes::Sharding(spec) => {
+            match encode_shard(spec, &chain.stored_shape(shape), data, elements)? {
+                Some(bytes) => bytes,
+                None => return Ok(None),
+            }
+        }
     };
     for codec in &chain.bytes_to_bytes {
         bytes = match codec {
@@ -356,10 +384,18 @@ pub fn encode_chunk(
                 bytes.extend_from_slice(&crc.to_le_bytes());
                 bytes
             }
-            BytesCodec::Gzip { level } => deflate(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(*level)), &bytes)?,
-            BytesCodec::Zlib { level } => deflate(flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(*level)), &bytes)?,
+            BytesCodec::Gzip { level } => deflate(
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(*level)),
+                &bytes,
+            )?,
+            BytesCodec::Zlib { level } => deflate(
+                flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(*level)),
+                &bytes,
+            )?,
             BytesCodec::Blosc | BytesCodec::Lz4 => {
-                return Err(Error::invalid("writing blosc or lz4 chunks is not supported; use zstd, gzip or zlib"));
+                return Err(Error::invalid(
+                    "writing blosc or lz4 chunks is not supported; use zstd, gzip or zlib",
+                ));
             }
         };
     }
@@ -381,13 +417,15 @@ trait Finish {
 
 impl Finish for flate2::write::GzEncoder<Vec<u8>> {
     fn finish_encoding(self) -> Result<Vec<u8>> {
-        self.finish().map_err(|e| Error::storage(format!("gzip: {e}")))
+        self.finish()
+            .map_err(|e| Error::storage(format!("gzip: {e}")))
     }
 }
 
 impl Finish for flate2::write::ZlibEncoder<Vec<u8>> {
     fn finish_encoding(self) -> Result<Vec<u8>> {
-        self.finish().map_err(|e| Error::storage(format!("zlib: {e}")))
+        self.finish()
+            .map_err(|e| Error::storage(format!("zlib: {e}")))
     }
 }
 

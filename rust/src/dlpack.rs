@@ -225,7 +225,12 @@ unsafe extern "C" fn delete_legacy(managed: *mut DLManagedTensor) {
 
 /// Exports a view of `buffer` as a DLPack managed tensor that holds its own
 /// reference to the buffer until the consumer calls the deleter.
-pub fn export(buffer: &SharedBuffer, layout: &TensorLayout, versioned: bool, read_only: bool) -> Result<*mut c_void> {
+pub fn export(
+    buffer: &SharedBuffer,
+    layout: &TensorLayout,
+    versioned: bool,
+    read_only: bool,
+) -> Result<*mut c_void> {
     layout.check_inside(buffer.len())?;
     if layout.offset < 0 {
         return Err(Error::invalid("DLPack export needs a non-negative offset"));
@@ -266,7 +271,10 @@ pub fn export(buffer: &SharedBuffer, layout: &TensorLayout, versioned: bool, rea
 /// `managed` must point to a live `DLManagedTensorVersioned` (when
 /// `versioned`) or `DLManagedTensor`, whose ownership passes to this call
 /// (also when it fails: the deleter is then called at once).
-pub unsafe fn import(managed: *mut c_void, versioned: bool) -> Result<(SharedBuffer, TensorLayout)> {
+pub unsafe fn import(
+    managed: *mut c_void,
+    versioned: bool,
+) -> Result<(SharedBuffer, TensorLayout)> {
     if managed.is_null() {
         return Err(Error::invalid("DLPack pointer is null"));
     }
@@ -275,17 +283,28 @@ pub unsafe fn import(managed: *mut c_void, versioned: bool) -> Result<(SharedBuf
         if (*m).version.major != 1 {
             let major = (*m).version.major;
             release_versioned(m);
-            return Err(Error::invalid(format!("DLPack major version {major} is not supported (1 is)")));
+            return Err(Error::invalid(format!(
+                "DLPack major version {major} is not supported (1 is)"
+            )));
         }
         let address = m as usize;
-        (&(*m).dl_tensor, Box::new(move || release_versioned(address as *mut DLManagedTensorVersioned)))
+        (
+            &(*m).dl_tensor,
+            Box::new(move || release_versioned(address as *mut DLManagedTensorVersioned)),
+        )
     } else {
         let m = managed.cast::<DLManagedTensor>();
         let address = m as usize;
-        (&(*m).dl_tensor, Box::new(move || release_legacy(address as *mut DLManagedTensor)))
+        (
+            &(*m).dl_tensor,
+            Box::new(move || release_legacy(address as *mut DLManagedTensor)),
+        )
     };
     match describe(tensor) {
-        Ok((start, len, layout)) => Ok((Arc::new(AlignedBuffer::foreign(start, len, release)), layout)),
+        Ok((start, len, layout)) => Ok((
+            Arc::new(AlignedBuffer::foreign(start, len, release)),
+            layout,
+        )),
         Err(e) => {
             release();
             Err(e)
@@ -318,9 +337,15 @@ unsafe fn describe(t: &DLTensor) -> Result<(*mut u8, usize, TensorLayout)> {
         .ok()
         .filter(|&r| r <= MAX_RANK)
         .ok_or_else(|| Error::invalid(format!("DLPack ndim {} is out of range", t.ndim)))?;
-    let shape: Vec<i64> = if rank == 0 { vec![] } else { std::slice::from_raw_parts(t.shape, rank).to_vec() };
+    let shape: Vec<i64> = if rank == 0 {
+        vec![]
+    } else {
+        std::slice::from_raw_parts(t.shape, rank).to_vec()
+    };
     if shape.iter().any(|&n| n < 0) {
-        return Err(Error::invalid(format!("DLPack shape {shape:?} has negative extents")));
+        return Err(Error::invalid(format!(
+            "DLPack shape {shape:?} has negative extents"
+        )));
     }
     let strides = if t.strides.is_null() || rank == 0 {
         let mut s = vec![1i64; rank];
@@ -336,7 +361,12 @@ unsafe fn describe(t: &DLTensor) -> Result<(*mut u8, usize, TensorLayout)> {
     if !(data as usize).is_multiple_of(size) {
         return Err(Error::invalid("DLPack data is not aligned for its dtype"));
     }
-    let mut layout = TensorLayout { dtype, offset: 0, shape, strides };
+    let mut layout = TensorLayout {
+        dtype,
+        offset: 0,
+        shape,
+        strides,
+    };
     let (lo, hi) = layout.span().unwrap_or((0, 0));
     let start = data.wrapping_offset((lo * size as i64) as isize);
     layout.offset = -lo;
@@ -351,7 +381,12 @@ mod tests {
     #[test]
     fn export_then_import_round_trips_and_frees_once() {
         let buffer = Arc::new(AlignedBuffer::zeroed(24).unwrap());
-        let layout = TensorLayout { dtype: DType::UInt16, offset: 2, shape: vec![2, 3], strides: vec![1, 2] };
+        let layout = TensorLayout {
+            dtype: DType::UInt16,
+            offset: 2,
+            shape: vec![2, 3],
+            strides: vec![1, 2],
+        };
         let raw = export(&buffer, &layout, true, false).unwrap();
         assert_eq!(Arc::strong_count(&buffer), 2);
         let (imported, seen) = unsafe { import(raw, true) }.unwrap();
@@ -365,7 +400,12 @@ mod tests {
     #[test]
     fn negative_strides_import_from_the_lowest_address() {
         let buffer = Arc::new(AlignedBuffer::zeroed(16).unwrap());
-        let layout = TensorLayout { dtype: DType::Float32, offset: 3, shape: vec![4], strides: vec![-1] };
+        let layout = TensorLayout {
+            dtype: DType::Float32,
+            offset: 3,
+            shape: vec![4],
+            strides: vec![-1],
+        };
         let raw = export(&buffer, &layout, false, false).unwrap();
         let (imported, seen) = unsafe { import(raw, false) }.unwrap();
         assert_eq!(imported.as_ptr(), buffer.as_ptr());
@@ -376,7 +416,12 @@ mod tests {
     #[test]
     fn rejects_layouts_outside_the_buffer() {
         let buffer = Arc::new(AlignedBuffer::zeroed(8).unwrap());
-        let layout = TensorLayout { dtype: DType::UInt16, offset: 1, shape: vec![4], strides: vec![1] };
+        let layout = TensorLayout {
+            dtype: DType::UInt16,
+            offset: 1,
+            shape: vec![4],
+            strides: vec![1],
+        };
         assert!(export(&buffer, &layout, true, false).is_err());
     }
 }

@@ -3,6 +3,7 @@
 //! messages into a caller-supplied buffer. Handles are boxed and freed by
 //! their `*_free` export.
 
+use crate::arrow;
 use crate::buffer::SharedBuffer;
 use crate::dlpack::{self, TensorLayout};
 use crate::downsample;
@@ -312,9 +313,9 @@ pub unsafe extern "C" fn tessera_progress_read(
 /// `buffer` must be a live buffer handle.
 #[no_mangle]
 pub unsafe extern "C" fn tessera_buffer_retain(buffer: *const SharedBuffer) -> *mut SharedBuffer {
-    buffer
-        .as_ref()
-        .map_or(std::ptr::null_mut(), |b| Box::into_raw(Box::new(std::sync::Arc::clone(b))))
+    buffer.as_ref().map_or(std::ptr::null_mut(), |b| {
+        Box::into_raw(Box::new(std::sync::Arc::clone(b)))
+    })
 }
 
 /// Decodes `[dtype, rank, offset, shape × rank, strides × rank]` (elements).
@@ -323,7 +324,10 @@ fn tensor_layout(words: &[i64]) -> Result<TensorLayout> {
     let [code, rank, offset, dims @ ..] = words else {
         return Err(bad());
     };
-    let rank = usize::try_from(*rank).ok().filter(|&r| r <= dlpack::MAX_RANK && dims.len() == 2 * r).ok_or_else(bad)?;
+    let rank = usize::try_from(*rank)
+        .ok()
+        .filter(|&r| r <= dlpack::MAX_RANK && dims.len() == 2 * r)
+        .ok_or_else(bad)?;
     if dims[..rank].iter().any(|&n| n < 0) {
         return Err(bad());
     }
@@ -404,14 +408,81 @@ pub unsafe extern "C" fn tessera_dlpack_import(
 ) -> i32 {
     guarded(err, err_len, || {
         if info.is_null() || info_len < 3 + 2 * dlpack::MAX_RANK {
-            return Err(Error::invalid("DLPack import needs room for a rank-32 layout"));
+            return Err(Error::invalid(
+                "DLPack import needs room for a rank-32 layout",
+            ));
         }
         let (buffer, layout) = dlpack::import(managed, versioned != 0)?;
-        let mut words = vec![layout.dtype as i64, layout.shape.len() as i64, layout.offset];
+        let mut words = vec![
+            layout.dtype as i64,
+            layout.shape.len() as i64,
+            layout.offset,
+        ];
         words.extend(&layout.shape);
         words.extend(&layout.strides);
         std::ptr::copy_nonoverlapping(words.as_ptr(), info, words.len());
         store_out(out, buffer)
+    })
+}
+
+/// Exports `rows` tensors of `list_size` elements of `dtype`, starting
+/// `offset` elements into `buffer`, through the Arrow C Data Interface as a
+/// fixed-size-list array (zero copy). `name` and `metadata` (key/value
+/// pairs separated by NUL bytes) go on the field. The structs are written
+/// into the caller's `schema` (72 bytes) and `array` (80 bytes); the
+/// consumer calls their `release` callbacks.
+///
+/// # Safety
+/// Pointers must be valid for their lengths; `schema` and `array` writable.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_arrow_export(
+    buffer: *const SharedBuffer,
+    dims: *const i64,
+    dims_len: usize,
+    text: *const u8,
+    text_len: usize,
+    schema: *mut arrow::ArrowSchema,
+    array: *mut arrow::ArrowArray,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        let buffer = handle(buffer, "buffer")?;
+        let [code, offset, rows, list_size] = slice(dims, dims_len, "dims")? else {
+            return Err(Error::invalid(
+                "arrow export needs [dtype, offset, rows, list size]",
+            ));
+        };
+        if [*offset, *rows, *list_size].iter().any(|&v| v < 0) {
+            return Err(Error::invalid("arrow export sizes must not be negative"));
+        }
+        let text = std::str::from_utf8(slice(text, text_len, "text")?)
+            .map_err(|_| Error::invalid("arrow field name or metadata is not UTF-8"))?;
+        let mut parts = text.split('\0');
+        let name = parts.next().unwrap_or("");
+        let rest: Vec<&str> = parts.collect();
+        if !rest.len().is_multiple_of(2) {
+            return Err(Error::invalid("arrow metadata needs key/value pairs"));
+        }
+        let metadata: Vec<(String, String)> = rest
+            .chunks_exact(2)
+            .map(|kv| (kv[0].to_string(), kv[1].to_string()))
+            .collect();
+        if schema.is_null() || array.is_null() {
+            return Err(Error::invalid("arrow output structs are null"));
+        }
+        let (s, a) = arrow::export_fixed_size_list(
+            buffer,
+            DType::from_code(*code)?,
+            *offset as usize,
+            *rows as usize,
+            *list_size as usize,
+            name,
+            &metadata,
+        )?;
+        schema.write(s);
+        array.write(a);
+        Ok(())
     })
 }
 

@@ -3,6 +3,7 @@
 //! them. TypeScript resolves metadata and queries into numeric descriptors
 //! and calls the C ABI in [`ffi`]; this crate moves the bytes.
 
+pub mod arrow;
 pub mod assemble;
 pub mod blosc;
 pub mod buffer;

@@ -159,16 +159,37 @@ impl Traversal<'_> {
         }
     }
 
-    fn fill(&self, sel: &[DimSel], chunk_strides: &[u64]) -> Result<()> {
+    /// Writes the fill value to the output places of `sel` (`out`: output strides per dimension of `sel`).
+    fn fill(&self, sel: &[DimSel], out: &[u64]) -> Result<()> {
         match &self.dst {
             Some(dst) => assemble::fill(
                 &self.array.spec.fill,
                 self.array.spec.dtype,
-                &Walk::new(sel, chunk_strides, &self.out_strides),
+                &Walk::new(sel, out, out),
                 dst,
             ),
             None => Ok(()),
         }
+    }
+
+    /// Reads `sel` of a chunk whose chain is a shard (possibly behind
+    /// transposes, which make the shard see its dimensions permuted).
+    fn shard_chain(
+        &self,
+        source: Source<'_>,
+        chain: &CodecChain,
+        s: &ShardingSpec,
+        shape: &[u64],
+        sel: &[DimSel],
+        out: &[u64],
+    ) -> Result<()> {
+        if chain.transposes.is_empty() {
+            return self.shard(source, s, shape, sel, out);
+        }
+        let order = chain.stored_order(shape.len());
+        let permute = |v: &[u64]| order.iter().map(|&d| v[d]).collect::<Vec<_>>();
+        let sel: Vec<DimSel> = order.iter().map(|&d| sel[d]).collect();
+        self.shard(source, s, &permute(shape), &sel, &permute(out))
     }
 
     /// Reads the part `sel` of the outer chunk stored under `key`.
@@ -176,21 +197,26 @@ impl Traversal<'_> {
         let spec = &self.array.spec;
         let codecs = &spec.codecs;
         let object = self.array.store.open(key)?;
-        let plain_shard = match &codecs.array_to_bytes {
-            ArrayToBytes::Sharding(s) if codecs.bytes_to_bytes.is_empty() => Some(s),
-            _ => None,
-        };
-        match (object, plain_shard) {
+        let out = &self.out_strides;
+        match (object, partial_shard(codecs)) {
             (None, Some(s)) => {
-                let touched = count_inner(s, sel);
-                Progress::add(&self.progress.chunks_touched, touched);
-                self.fill(sel, &codec::c_strides(&spec.chunk_shape))
+                let order = codecs.stored_order(sel.len());
+                let stored_sel: Vec<DimSel> = order.iter().map(|&d| sel[d]).collect();
+                Progress::add(&self.progress.chunks_touched, count_inner(s, &stored_sel));
+                self.fill(sel, out)
             }
             (None, None) => {
                 Progress::add(&self.progress.chunks_touched, 1);
-                self.fill(sel, &codec::c_strides(&spec.chunk_shape))
+                self.fill(sel, out)
             }
-            (Some(object), Some(s)) => self.shard(Source::File(&object), s, &spec.chunk_shape, sel),
+            (Some(object), Some(s)) => self.shard_chain(
+                Source::File(&object),
+                codecs,
+                s,
+                &spec.chunk_shape,
+                sel,
+                out,
+            ),
             (Some(object), None) => {
                 Progress::add(&self.progress.chunks_touched, 1);
                 Progress::add(&self.progress.chunks_stored, 1);
@@ -202,7 +228,7 @@ impl Traversal<'_> {
                     return Ok(());
                 }
                 let raw = object.read_all()?;
-                self.decode_and_place(codecs, &spec.chunk_shape, &raw, sel)
+                self.decode_and_place(codecs, &spec.chunk_shape, &raw, sel, out)
             }
         }
     }
@@ -214,6 +240,7 @@ impl Traversal<'_> {
         shape: &[u64],
         raw: &[u8],
         sel: &[DimSel],
+        out: &[u64],
     ) -> Result<()> {
         let dtype = self.array.spec.dtype;
         let bytes = codec::element_count(shape) * dtype.size();
@@ -226,7 +253,7 @@ impl Traversal<'_> {
             }
             let decoded = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut scratch)[..bytes];
             codec::decode_chunk(chain, shape, raw, self.elements(), decoded)?;
-            let walk = Walk::new(sel, &chain.logical_strides(shape), &self.out_strides);
+            let walk = Walk::new(sel, &chain.logical_strides(shape), out);
             assemble::copy(decoded, dtype, &walk, dst)
         })
     }
@@ -239,6 +266,7 @@ impl Traversal<'_> {
         s: &ShardingSpec,
         shape: &[u64],
         sel: &[DimSel],
+        out: &[u64],
     ) -> Result<()> {
         let grid = s.grid(shape);
         let n = codec::element_count(&grid) as u64;
@@ -268,16 +296,12 @@ impl Traversal<'_> {
             (stored.len() + missing.len()) as u64,
         );
         Progress::add(&self.progress.chunks_stored, stored.len() as u64);
-        let inner_strides = codec::c_strides(&s.inner_shape);
         for inner_sel in &missing {
-            self.fill(inner_sel, &inner_strides)?;
+            self.fill(inner_sel, out)?;
         }
         stored.sort_by_key(|((offset, _), _)| *offset);
         let groups = merge_ranges(stored.iter().map(|(r, _)| *r));
-        let nested = match &s.inner.array_to_bytes {
-            ArrayToBytes::Sharding(inner) if s.inner.bytes_to_bytes.is_empty() => Some(inner),
-            _ => None,
-        };
+        let nested = partial_shard(&s.inner);
         if self.mode == Mode::Explain && nested.is_none() {
             for &(start, end, _) in &groups {
                 self.count_read(&source, end - start);
@@ -308,10 +332,17 @@ impl Traversal<'_> {
                         let at = (offset - start) as usize;
                         let raw = &blob[at..at + *nbytes as usize];
                         let result = match nested {
-                            Some(inner) => {
-                                self.shard(Source::Memory(raw), inner, &s.inner_shape, inner_sel)
+                            Some(inner) => self.shard_chain(
+                                Source::Memory(raw),
+                                &s.inner,
+                                inner,
+                                &s.inner_shape,
+                                inner_sel,
+                                out,
+                            ),
+                            None => {
+                                self.decode_and_place(&s.inner, &s.inner_shape, raw, inner_sel, out)
                             }
-                            None => self.decode_and_place(&s.inner, &s.inner_shape, raw, inner_sel),
                         };
                         result.map_err(|e| e.context(format!("inner chunk at byte {offset}")))
                     })
@@ -323,6 +354,15 @@ impl Traversal<'_> {
             Progress::add(&self.progress.bytes_read, len);
             Progress::add(&self.progress.read_ops, 1);
         }
+    }
+}
+
+/// The shard of a chain that can be read partially: `sharding_indexed`
+/// with no bytes-to-bytes codec after it.
+fn partial_shard(chain: &CodecChain) -> Option<&ShardingSpec> {
+    match &chain.array_to_bytes {
+        ArrayToBytes::Sharding(s) if chain.bytes_to_bytes.is_empty() => Some(s),
+        _ => None,
     }
 }
 

@@ -142,14 +142,24 @@ pub struct CodecChain {
 }
 
 impl CodecChain {
+    /// For each axis of the stored (transposed) chunk, the logical dimension it holds.
+    pub fn stored_order(&self, rank: usize) -> Vec<usize> {
+        stored_order(&self.transposes, rank)
+    }
+
+    /// Shape of the chunk as the array-to-bytes codec sees it (after the transposes).
+    pub fn stored_shape(&self, shape: &[u64]) -> Vec<u64> {
+        self.stored_order(shape.len())
+            .iter()
+            .map(|&d| shape[d])
+            .collect()
+    }
+
     /// Element strides (in elements) of the logical chunk within its
     /// decoded, possibly transposed, C-order layout.
     pub fn logical_strides(&self, shape: &[u64]) -> Vec<u64> {
         let rank = shape.len();
-        let mut perm: Vec<usize> = (0..rank).collect();
-        for order in &self.transposes {
-            perm = order.iter().map(|&o| perm[o]).collect();
-        }
+        let perm = self.stored_order(rank);
         let stored: Vec<u64> = perm.iter().map(|&d| shape[d]).collect();
         let mut strides = vec![0u64; rank];
         let mut acc = 1u64;
@@ -176,6 +186,15 @@ pub struct ArraySpec {
     pub keys: KeyEncoding,
     /// Codec chain of the outer chunks.
     pub codecs: CodecChain,
+}
+
+/// Composes transpose orders: for each stored axis, the logical dimension.
+fn stored_order(transposes: &[Vec<usize>], rank: usize) -> Vec<usize> {
+    let mut perm: Vec<usize> = (0..rank).collect();
+    for order in transposes {
+        perm = order.iter().map(|&o| perm[o]).collect();
+    }
+    perm
 }
 
 /// Largest number of elements one chunk may have (bounds every allocation).
@@ -336,7 +355,13 @@ fn decode_chain(r: &mut Reader<'_>, chunk_shape: &[u64]) -> Result<CodecChain> {
                 });
             }
             8 => {
-                for what in ["blosc compressor", "blosc level", "blosc shuffle", "blosc typesize", "blosc blocksize"] {
+                for what in [
+                    "blosc compressor",
+                    "blosc level",
+                    "blosc shuffle",
+                    "blosc typesize",
+                    "blosc blocksize",
+                ] {
                     r.next(what)?;
                 }
                 bytes_to_bytes.push(BytesCodec::Blosc);
@@ -361,10 +386,15 @@ fn decode_chain(r: &mut Reader<'_>, chunk_shape: &[u64]) -> Result<CodecChain> {
             }
             5 => {
                 let inner_shape = r.positive_vec(rank, "inner chunk shape")?;
-                for (d, (&s, &i)) in chunk_shape.iter().zip(&inner_shape).enumerate() {
+                // The shard sees the chunk after the transposes before it.
+                let shard_shape: Vec<u64> = stored_order(&transposes, rank)
+                    .iter()
+                    .map(|&d| chunk_shape[d])
+                    .collect();
+                for (d, (&s, &i)) in shard_shape.iter().zip(&inner_shape).enumerate() {
                     if s % i != 0 {
                         return Err(Error::invalid(format!(
-                            "shard shape {chunk_shape:?} is not a multiple of inner chunk shape {inner_shape:?} (dimension {d})"
+                            "shard shape {shard_shape:?} is not a multiple of inner chunk shape {inner_shape:?} (dimension {d})"
                         )));
                     }
                 }
@@ -390,11 +420,6 @@ fn decode_chain(r: &mut Reader<'_>, chunk_shape: &[u64]) -> Result<CodecChain> {
     }
     let array_to_bytes =
         array_to_bytes.ok_or_else(|| Error::invalid("codec chain has no array-to-bytes codec"))?;
-    if !transposes.is_empty() && matches!(array_to_bytes, ArrayToBytes::Sharding(_)) {
-        return Err(Error::invalid(
-            "a transpose codec before sharding_indexed is not supported",
-        ));
-    }
     Ok(CodecChain {
         transposes,
         array_to_bytes,

@@ -60,7 +60,13 @@ impl FsStore {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(fail)?;
         }
-        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        // A name of its own per write: keys like `0.1` have "extensions", and
+        // several chunks are written at once.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".tmp-{}-{n}", std::process::id()));
+        let tmp = path.with_file_name(name);
         std::fs::write(&tmp, bytes).map_err(fail)?;
         std::fs::rename(&tmp, &path).map_err(fail)
     }

@@ -66,9 +66,15 @@ mod tests {
         let values: Vec<u16> = (0..6).collect();
         unsafe { std::ptr::copy_nonoverlapping(values.as_ptr().cast::<u8>(), src.as_ptr(), 12) };
         // 2×3 C array viewed as 3×2 (transposed) with the last axis reversed.
-        let layout = TensorLayout { dtype: DType::UInt16, offset: 3, shape: vec![3, 2], strides: vec![1, -3] };
+        let layout = TensorLayout {
+            dtype: DType::UInt16,
+            offset: 3,
+            shape: vec![3, 2],
+            strides: vec![1, -3],
+        };
         let out = make_contiguous(&src, &layout).unwrap();
-        let got: &[u16] = bytemuck::cast_slice(unsafe { std::slice::from_raw_parts(out.as_ptr(), 12) });
+        let got: &[u16] =
+            bytemuck::cast_slice(unsafe { std::slice::from_raw_parts(out.as_ptr(), 12) });
         assert_eq!(got, &[3, 0, 4, 1, 5, 2]);
     }
 }

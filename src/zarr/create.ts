@@ -4,6 +4,7 @@
  * @module
  */
 
+import { isV2Node } from "./v2.ts";
 import { join } from "node:path";
 import { type AnyTypedArray, type DType, dtypeSize, type FillValue, parseDType } from "../dtype.ts";
 import { InvalidArgument, StorageError } from "../errors.ts";
@@ -55,10 +56,8 @@ export async function prepareTarget(path: string, overwrite: boolean): Promise<v
     if (!overwrite) {
       throw new InvalidArgument(`${path} already exists; pass overwrite: true to replace it`);
     }
-    let isZarr = false;
-    try {
-      isZarr = (await Deno.stat(join(path, "zarr.json"))).isFile;
-    } catch { /* not a Zarr node */ }
+    const hasV3 = await Deno.stat(join(path, "zarr.json")).then((i) => i.isFile, () => false);
+    const isZarr = hasV3 || await isV2Node(path);
     if (!info.isDirectory || !isZarr) {
       throw new InvalidArgument(`${path} exists and is not a Zarr store; refusing to replace it`);
     }
@@ -69,11 +68,17 @@ export async function prepareTarget(path: string, overwrite: boolean): Promise<v
 
 function fillJson(dtype: DType, value: FillValue): unknown {
   if (dtype === "bool") return Boolean(value);
-  if (typeof value === "bigint") return Number(value);
+  if (typeof value === "bigint") return Number.isSafeInteger(Number(value)) ? Number(value) : value;
   if (typeof value === "number" && !Number.isFinite(value)) {
     return Number.isNaN(value) ? "NaN" : value > 0 ? "Infinity" : "-Infinity";
   }
   return value;
+}
+
+/** JSON text of metadata; bigints (64-bit fill values) are written as exact integers. */
+export function stringifyMetadata(json: unknown): string {
+  const raw = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
+  return JSON.stringify(json, (_, v) => typeof v === "bigint" ? raw(v.toString()) : v, 2);
 }
 
 /** The `zarr.json` of a new array. */
@@ -181,6 +186,6 @@ export async function createArray(
   }
   if (node.kind !== "array") throw new StorageError(`${path}: not an array`);
   await prepareTarget(path, options.overwrite ?? false);
-  await Deno.writeTextFile(join(path, "zarr.json"), JSON.stringify(json, null, 2));
+  await Deno.writeTextFile(join(path, "zarr.json"), stringifyMetadata(json));
   return new ZarrArrayWriter(node.array);
 }

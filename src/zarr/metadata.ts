@@ -4,6 +4,7 @@
  * @module
  */
 
+import { parseMetadataJson } from "./json.ts";
 import { join } from "node:path";
 import { type DType, DTYPES, encodeScalar } from "../dtype.ts";
 import { NotFound, StorageError } from "../errors.ts";
@@ -103,13 +104,7 @@ export async function readNode(path: string): Promise<NodeMetadata> {
       `${path} is not a Zarr store: it has no zarr.json (nor Zarr v2 .zarray/.zgroup)`,
     );
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new StorageError(`${file} is not valid JSON: ${(e as Error).message}`);
-  }
-  return parseNode(json, path, file);
+  return parseNode(parseMetadataJson(text, file, true), path, file);
 }
 
 /** Validates a parsed `zarr.json` (`file` names it in messages). */
@@ -213,7 +208,7 @@ function parseFill(
   dtype: DType,
   fail: (m: string) => never,
 ): Uint8Array<ArrayBuffer> {
-  const bad = () => fail(`fill_value ${JSON.stringify(value)} does not fit data_type ${dtype}`);
+  const bad = () => fail(`fill_value ${String(value)} does not fit data_type ${dtype}`);
   if (typeof value === "string" && /^0x[0-9a-fA-F]+$/.test(value)) {
     // Raw bits, big-endian hex: store them little-endian.
     const hex = value.slice(2).padStart(2 * encodeScalar(dtype, 0).length, "0");
@@ -230,8 +225,8 @@ function parseFill(
     if (typeof v !== "number") bad();
     return encodeScalar(dtype, v as number);
   }
-  if (!Number.isInteger(value)) bad();
-  const v = BigInt(value as number);
+  if (typeof value !== "bigint" && !Number.isInteger(value)) bad();
+  const v = BigInt(value as number | bigint);
   const bits = BigInt(8 * encodeScalar(dtype, 0).length);
   const [min, max] = dtype.startsWith("u")
     ? [0n, (1n << bits) - 1n]
@@ -373,13 +368,16 @@ function parseCodecs(
   });
 }
 
+/** Checks that every shard divides into its inner chunks (as the shard sees them: after transposes). */
 function checkSharding(codecs: Codec[], chunkShape: number[], fail: (m: string) => never): void {
+  let shape = chunkShape;
   for (const codec of codecs) {
+    if (codec.name === "transpose") shape = codec.order.map((o) => shape[o]);
     if (codec.name !== "sharding_indexed") continue;
     codec.chunkShape.forEach((inner, d) => {
-      if (chunkShape[d] % inner !== 0) {
+      if (shape[d] % inner !== 0) {
         fail(
-          `shard shape ${JSON.stringify(chunkShape)} is not a multiple of inner chunk shape ${
+          `shard shape ${JSON.stringify(shape)} is not a multiple of inner chunk shape ${
             JSON.stringify(codec.chunkShape)
           }`,
         );
