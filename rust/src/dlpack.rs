@@ -1,104 +1,22 @@
-//! DLPack (≥ 1.0 versioned and legacy) export and import of CPU tensors.
-//!
-//! The structs are written out here (`#[repr(C)]`, matching `dlpack.h`
-//! 1.x) rather than taken from a crate: they are a few stable lines, and
-//! the export needs a manager context that owns a reference to our
-//! refcounted buffer, which the crates' owner models do not give for free.
+//! DLPack (≥ 1.0 versioned and legacy) export and import of CPU tensors,
+//! over the `#[repr(C)]` structs of the `dlpack-rs` crate (DLPack 1.3
+//! headers). The export's manager context owns a reference to our
+//! refcounted buffer; the import wraps another producer's deleter.
 
 use crate::buffer::{AlignedBuffer, SharedBuffer};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use dlpack_rs::ffi::{
+    DLDataType, DLDevice, DLManagedTensor, DLManagedTensorVersioned, DLPackVersion, DLTensor,
+    DLPACK_FLAG_BITMASK_READ_ONLY, DLPACK_MAJOR_VERSION, K_DL_CPU,
+};
 use std::ffi::c_void;
 use std::sync::Arc;
 
-/// DLPack version this library produces.
-pub const DLPACK_VERSION: (u32, u32) = (1, 1);
-/// `kDLCPU`.
-pub const DEVICE_CPU: i32 = 1;
-/// `DLPACK_FLAG_BITMASK_READ_ONLY`.
-pub const FLAG_READ_ONLY: u64 = 1;
+/// DLPack version this library produces (1.1: no field beyond it is used).
+pub const DLPACK_VERSION: (u32, u32) = (DLPACK_MAJOR_VERSION, 1);
 /// Largest rank accepted on import.
 pub const MAX_RANK: usize = 32;
-
-/// `DLDevice`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct DLDevice {
-    /// Device type (`kDLCPU` = 1, `kDLCUDA` = 2, …).
-    pub device_type: i32,
-    /// Device index.
-    pub device_id: i32,
-}
-
-/// `DLDataType`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct DLDataType {
-    /// Type code: Int 0, UInt 1, Float 2, Bfloat 4, Bool 6.
-    pub code: u8,
-    /// Bits per lane.
-    pub bits: u8,
-    /// Lanes (1 for scalars).
-    pub lanes: u16,
-}
-
-/// `DLTensor`.
-#[repr(C)]
-#[derive(Debug)]
-pub struct DLTensor {
-    /// Start of the allocation (or of the data, with `byte_offset` 0).
-    pub data: *mut c_void,
-    /// Where the memory lives.
-    pub device: DLDevice,
-    /// Rank.
-    pub ndim: i32,
-    /// Element type.
-    pub dtype: DLDataType,
-    /// Shape, `ndim` entries.
-    pub shape: *mut i64,
-    /// Strides in elements, `ndim` entries; null means C-contiguous.
-    pub strides: *mut i64,
-    /// Offset of the first element from `data`, in bytes.
-    pub byte_offset: u64,
-}
-
-/// `DLManagedTensor` (legacy, unversioned).
-#[repr(C)]
-#[derive(Debug)]
-pub struct DLManagedTensor {
-    /// The tensor.
-    pub dl_tensor: DLTensor,
-    /// Producer's context.
-    pub manager_ctx: *mut c_void,
-    /// Called once by the consumer when done.
-    pub deleter: Option<unsafe extern "C" fn(*mut DLManagedTensor)>,
-}
-
-/// `DLPackVersion`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct DLPackVersion {
-    /// Major version.
-    pub major: u32,
-    /// Minor version.
-    pub minor: u32,
-}
-
-/// `DLManagedTensorVersioned` (DLPack ≥ 1.0).
-#[repr(C)]
-#[derive(Debug)]
-pub struct DLManagedTensorVersioned {
-    /// Version of the struct.
-    pub version: DLPackVersion,
-    /// Producer's context.
-    pub manager_ctx: *mut c_void,
-    /// Called once by the consumer when done.
-    pub deleter: Option<unsafe extern "C" fn(*mut DLManagedTensorVersioned)>,
-    /// Bit flags (read-only = 1, is-copied = 2).
-    pub flags: u64,
-    /// The tensor.
-    pub dl_tensor: DLTensor,
-}
 
 /// A strided tensor over a buffer, in elements.
 #[derive(Debug, Clone)]
@@ -198,7 +116,7 @@ fn dl_tensor(buffer: &SharedBuffer, layout: &TensorLayout, ctx: &mut ExportConte
     DLTensor {
         data: buffer.as_ptr().cast(),
         device: DLDevice {
-            device_type: DEVICE_CPU,
+            device_type: K_DL_CPU,
             device_id: 0,
         },
         ndim: layout.shape.len() as i32,
@@ -250,7 +168,11 @@ pub fn export(
             },
             manager_ctx: ctx.cast(),
             deleter: Some(delete_versioned),
-            flags: if read_only { FLAG_READ_ONLY } else { 0 },
+            flags: if read_only {
+                DLPACK_FLAG_BITMASK_READ_ONLY
+            } else {
+                0
+            },
             dl_tensor: tensor,
         }))
         .cast()
@@ -280,11 +202,11 @@ pub unsafe fn import(
     }
     let (tensor, release): (&DLTensor, Box<dyn FnOnce() + Send>) = if versioned {
         let m = managed.cast::<DLManagedTensorVersioned>();
-        if (*m).version.major != 1 {
+        if (*m).version.major != DLPACK_MAJOR_VERSION {
             let major = (*m).version.major;
             release_versioned(m);
             return Err(Error::invalid(format!(
-                "DLPack major version {major} is not supported (1 is)"
+                "DLPack major version {major} is not supported ({DLPACK_MAJOR_VERSION} is)"
             )));
         }
         let address = m as usize;
@@ -326,7 +248,7 @@ unsafe fn release_legacy(m: *mut DLManagedTensor) {
 
 /// Validates an imported tensor: the lowest element address, the byte span, and the layout over it.
 unsafe fn describe(t: &DLTensor) -> Result<(*mut u8, usize, TensorLayout)> {
-    if t.device.device_type != DEVICE_CPU {
+    if t.device.device_type != K_DL_CPU {
         return Err(Error::invalid(format!(
             "DLPack device type {} is not the CPU (1); only CPU tensors can be imported",
             t.device.device_type
