@@ -7,7 +7,9 @@
  * @module
  */
 
-import * as arrow from "apache-arrow";
+// A full specifier, so that scripts and notebooks importing tessera by path need no import map.
+// deno-lint-ignore no-import-prefix
+import * as arrow from "npm:apache-arrow@21.2.0";
 import { type DType, dtypeCode, typedArray } from "./dtype.ts";
 import { DtypeMismatch, InvalidArgument } from "./errors.ts";
 import { native } from "./ffi.ts";

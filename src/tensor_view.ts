@@ -16,7 +16,9 @@ import {
   type TypedArrayFor,
 } from "./dtype.ts";
 import { InvalidArgument } from "./errors.ts";
-import type * as arrow from "apache-arrow";
+// A full specifier, so that scripts and notebooks importing tessera by path need no import map.
+// deno-lint-ignore no-import-prefix
+import type * as arrow from "npm:apache-arrow@21.2.0";
 import { arrowC, type ArrowCExport, type ArrowOptions, arrowTable } from "./arrow.ts";
 import { resolveLayout } from "./layout.ts";
 import { NativeBuffer } from "./native.ts";
