@@ -111,17 +111,18 @@ export class NativeProgress implements Disposable {
   }
 }
 
-/** Runs `work` with fresh counters, polling them into `onProgress` every `intervalMs`. */
+/** Runs `work` with fresh counters polled into `onProgress` every `intervalMs` (no counters without `onProgress`). */
 export async function withProgress<T>(
-  work: (progress: NativeProgress) => Promise<T>,
+  work: (progress: NativeProgress | undefined) => Promise<T>,
   onProgress?: (counters: Counters) => void,
   intervalMs = 200,
 ): Promise<T> {
+  if (!onProgress) return work(undefined);
   using progress = new NativeProgress();
-  const timer = onProgress ? setInterval(() => onProgress(progress.read()), intervalMs) : undefined;
+  const timer = setInterval(() => onProgress(progress.read()), intervalMs);
   try {
     const result = await work(progress);
-    onProgress?.(progress.read());
+    onProgress(progress.read());
     return result;
   } finally {
     clearInterval(timer);
@@ -136,17 +137,23 @@ export async function withProgress<T>(
  */
 export class NativeBuffer implements Disposable {
   #pointer: Deno.PointerObject | null;
-  #arrayBuffer: ArrayBuffer;
+  #data: Deno.PointerObject;
+  #byteLength: number;
+  #arrayBuffer: ArrayBuffer | undefined;
 
-  /** Takes ownership of a buffer handle. */
-  constructor(pointer: Deno.PointerObject) {
+  /**
+   * Takes ownership of a buffer handle; `data` and `byteLength` may be
+   * passed when known (a retained reference to the same memory).
+   */
+  constructor(pointer: Deno.PointerObject, data?: Deno.PointerObject, byteLength?: number) {
     this.#pointer = pointer;
     const lib = native();
-    const byteLength = Number(lib.tessera_buffer_len(pointer));
-    const data = lib.tessera_buffer_data(pointer);
-    if (data === null) throw new Shutdown("native buffer has no data");
-    this.#arrayBuffer = Deno.UnsafePointerView.getArrayBuffer(data, byteLength);
-    bufferRegistry.register(this.#arrayBuffer, pointer, this);
+    this.#byteLength = byteLength ?? Number(lib.tessera_buffer_len(pointer));
+    const start = data ?? lib.tessera_buffer_data(pointer);
+    if (start === null) throw new Shutdown("native buffer has no data");
+    this.#data = start;
+    // Until an ArrayBuffer exists, this object is what keeps the memory alive.
+    bufferRegistry.register(this, pointer, this);
   }
 
   /** Whether the buffer was disposed. */
@@ -154,15 +161,25 @@ export class NativeBuffer implements Disposable {
     return this.#pointer === null;
   }
 
-  /** The bytes, zero-copy. Throws once disposed. */
+  /**
+   * The bytes, zero-copy, made on first use. From then on the memory lives
+   * as long as this ArrayBuffer is reachable (typed arrays over it included).
+   * Throws once disposed.
+   */
   get arrayBuffer(): ArrayBuffer {
     if (!this.#pointer) throw new Shutdown("tensor memory was released (view disposed)");
+    if (!this.#arrayBuffer) {
+      this.#arrayBuffer = Deno.UnsafePointerView.getArrayBuffer(this.#data, this.#byteLength);
+      bufferRegistry.unregister(this);
+      bufferRegistry.register(this.#arrayBuffer, this.#pointer, this);
+    }
     return this.#arrayBuffer;
   }
 
   /** Address of the first byte. */
   get pointer(): Deno.PointerObject {
-    return native().tessera_buffer_data(this.handle)!;
+    if (!this.#pointer) throw new Shutdown("tensor memory was released (view disposed)");
+    return this.#data;
   }
 
   /** The native buffer handle (for calls that take the buffer itself). */
@@ -175,7 +192,7 @@ export class NativeBuffer implements Disposable {
   retain(): NativeBuffer {
     const pointer = native().tessera_buffer_retain(this.handle);
     if (pointer === null) throw new Shutdown("native buffer could not be retained");
-    return new NativeBuffer(pointer);
+    return new NativeBuffer(pointer, this.#data, this.#byteLength);
   }
 
   /** Copies a strided view (`[dtype, rank, offset, shape…, strides…]`) into a new C-order buffer. */
@@ -255,7 +272,7 @@ export class NativeBuffer implements Disposable {
   [Symbol.dispose](): void {
     if (!this.#pointer) return;
     bufferRegistry.unregister(this);
-    this.#arrayBuffer.transfer(0);
+    this.#arrayBuffer?.transfer(0);
     native().tessera_buffer_free(this.#pointer);
     this.#pointer = null;
   }

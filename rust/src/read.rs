@@ -139,16 +139,23 @@ fn traverse(
         progress,
         mode,
     };
-    crate::pool().install(|| {
-        tasks.par_iter().try_for_each(|(coords, sel)| {
-            let key = spec.keys.key(coords);
-            traversal
-                .outer_chunk(&key, sel)
-                .map_err(|e| e.context(array.store.path(&key).display()))?;
-            Progress::add(&progress.outer_done, 1);
-            Ok(())
-        })
-    })
+    let run = |(coords, sel): &(Vec<u64>, Vec<DimSel>)| {
+        let key = spec.keys.key(coords);
+        traversal
+            .outer_chunk(&key, sel)
+            .map_err(|e| e.context(array.store.path(&key).display()))?;
+        Progress::add(&progress.outer_done, 1);
+        Ok(())
+    };
+    // One plain chunk: decode it on this thread; a hand-off to the pool
+    // would cost more than it saves. Shards go to the pool, which splits
+    // their inner chunks.
+    if let [task] = tasks.as_slice() {
+        if partial_shard(&spec.codecs).is_none() {
+            return run(task);
+        }
+    }
+    crate::pool().install(|| tasks.par_iter().try_for_each(run))
 }
 
 impl Traversal<'_> {
