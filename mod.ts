@@ -27,6 +27,13 @@ export {
 export type { AxisSelection, CollectOptions, Plan, Query, Selection } from "./src/query.ts";
 export { fromDLPack, TensorView } from "./src/tensor_view.ts";
 export {
+  type BatchOptions,
+  BatchView,
+  type TileOptions,
+  type TileShape,
+  TileView,
+} from "./src/iterate.ts";
+export {
   createArray,
   type CreateArrayOptions,
   type WriteOptions,

@@ -11,6 +11,15 @@ import { type Counters, withProgress } from "./native.ts";
 import { type DimSelection, encodeRequest } from "./request.ts";
 import { resolveLayout } from "./layout.ts";
 import { layoutOf, TensorView } from "./tensor_view.ts";
+import {
+  type BatchOptions,
+  type BatchView,
+  iterateBatches,
+  iterateTiles,
+  type IterationSource,
+  type TileOptions,
+  type TileView,
+} from "./iterate.ts";
 
 /** A selection along one axis: an index (drops the axis), `[start, stop]` or `[start, stop, step]`. */
 export type AxisSelection = number | readonly [number, number] | readonly [number, number, number];
@@ -212,6 +221,47 @@ export class Query {
       options.onProgress,
     );
     return new TensorView(buffer, r.dtype, r.shape, r.axes);
+  }
+
+  /**
+   * The query's output in tiles over the named axes (any axes; the others
+   * stay whole), in row-major order of tile positions (axes in output
+   * order, the last fastest). `overlap` makes neighbours share pixels
+   * (stride = tile − overlap); `edge` crops (default), pads with the fill
+   * value, or drops tiles that reach past the end. Each tile is a
+   * {@link TileView} whose `origin` says where it starts; `prefetch` tiles
+   * (default 1) are read ahead. Every yielded tile belongs to the consumer:
+   * `for await (using tile of query.tiles(...))`. Options are checked at
+   * once ({@link InvalidArgument} naming the option).
+   */
+  tiles(options: TileOptions): AsyncGenerator<TileView, void, undefined> {
+    return iterateTiles(this.#iterationSource(), options);
+  }
+
+  /**
+   * The query's output in batches: indices of the `over` axis (with `tile`,
+   * (index, tile) pairs, tile-major: each tile position in row-major order,
+   * then the indices) grouped `batchSize` at a time into a
+   * {@link BatchView} whose leading axis "n" replaces `over` (e.g. "NCYX");
+   * the last batch may be shorter. In natural order a batch of consecutive
+   * indices is one native read; `shuffle` with `seed` gives the same order on
+   * every run and platform. `prefetch` batches (default 1) are read while the
+   * consumer works on the current one; stopping early disposes them. Every
+   * yielded batch belongs to the consumer (`using`).
+   */
+  batches(options: BatchOptions): AsyncGenerator<BatchView, void, undefined> {
+    return iterateBatches(this.#iterationSource(), options);
+  }
+
+  #iterationSource(): IterationSource {
+    const r = this.#resolve();
+    return {
+      image: this.#image,
+      level: this.#state.level,
+      dims: r.dims,
+      order: r.axes.map((a) => this.#image.axes.indexOf(a)),
+      dtype: r.dtype,
+    };
   }
 }
 
