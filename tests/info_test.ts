@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import {
   createArray,
@@ -16,36 +16,8 @@ import {
   open,
   StorageError,
 } from "../mod.ts";
-import { copyTree, peerNgff, ROOT, runPython, tempDir } from "./helpers.ts";
-
-const V2_CASES = join(ROOT, "tests", "interop", "v2_cases.py");
-const SHARED = "TESSERA_TEST_PEER_NGFF04";
-const PREFIX = "tessera-ngff04-";
-
-/**
- * The output of `v2_cases.py write-ngff04`, written once per test process and
- * shared with tests/ngff04_test.ts through `$TESSERA_TEST_PEER_NGFF04`
- * (`<pid>:<folder>`, as tests/helpers.ts shares the peers.py output); folders
- * left by finished processes are removed.
- */
-async function ngff04Dir(): Promise<string> {
-  const held = Deno.env.get(SHARED);
-  if (held?.startsWith(`${Deno.pid}:`)) {
-    const dir = held.slice(`${Deno.pid}:`.length);
-    if (await Deno.stat(join(dir, "plate.json")).then(() => true, () => false)) return dir;
-  }
-  const dir = await Deno.makeTempDir({ prefix: `${PREFIX}${Deno.pid}-` });
-  for await (const e of Deno.readDir(dirname(dir))) {
-    const pid = /^(\d+)-/.exec(e.name.slice(PREFIX.length))?.[1];
-    if (!e.name.startsWith(PREFIX) || !pid || Number(pid) === Deno.pid) continue;
-    if (Deno.build.os === "linux" && !(await Deno.stat(`/proc/${pid}`).catch(() => null))) {
-      await Deno.remove(join(dirname(dir), e.name), { recursive: true }).catch(() => {});
-    }
-  }
-  await runPython([V2_CASES, "write-ngff04", dir]);
-  Deno.env.set(SHARED, `${Deno.pid}:${dir}`);
-  return dir;
-}
+import { copyTree, peerNgff, tempDir } from "./helpers.ts";
+import { ngff04Dir } from "./ngff04_peer.ts";
 
 /** info() of `path`, checked to survive a JSON round trip unchanged. */
 async function infoJson(path: string | URL): Promise<NodeInfo> {
