@@ -92,7 +92,7 @@ pub fn downsample(
     }
     let out_shape = output_shape(shape, factors);
     let out_count = out_shape.iter().product::<u64>() as usize;
-    let buffer = Arc::new(AlignedBuffer::zeroed(out_count * dtype.size())?);
+    let buffer = Arc::new(AlignedBuffer::for_overwrite(out_count * dtype.size())?);
     // SAFETY: the buffer was just allocated with this many bytes and is not shared yet.
     let out = unsafe { std::slice::from_raw_parts_mut(buffer.as_ptr(), buffer.len()) };
     with_dtype!(dtype, T => {

@@ -12,7 +12,7 @@ pub fn make_contiguous(src: &AlignedBuffer, layout: &TensorLayout) -> Result<Sha
     layout.check_inside(src.len())?;
     let size = layout.dtype.size();
     let count: usize = layout.shape.iter().map(|&n| n as usize).product();
-    let out = Arc::new(AlignedBuffer::zeroed(count * size)?);
+    let out = Arc::new(AlignedBuffer::for_overwrite(count * size)?);
     if count == 0 {
         return Ok(out);
     }
