@@ -833,6 +833,19 @@ def cmd_write_ngff(outdir: str) -> None:
     print(f"wrote {root} ({len(paths)} levels)")
 
 
+def run_reporting(prog: str, cmd: str, action) -> int:
+    """Runs one subcommand: 0 on success; any failure is printed (with a
+    traceback when TESSERA_PEERS_TRACEBACK is set) and gives 1."""
+    try:
+        action()
+    except Exception as e:  # noqa: BLE001 - report every failure, exit non-zero
+        if os.environ.get("TESSERA_PEERS_TRACEBACK"):
+            traceback.print_exc()
+        print(f"{prog} {cmd}: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -847,19 +860,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("outdir")
     args = ap.parse_args(argv)
-    try:
-        if args.cmd == "write-cases":
-            cmd_write_cases(args.outdir)
-        elif args.cmd == "read-many":
-            cmd_read_many(args.jsonfile)
-        elif args.cmd == "write-ngff":
-            cmd_write_ngff(args.outdir)
-    except Exception as e:  # noqa: BLE001 - report every failure, exit non-zero
-        if os.environ.get("TESSERA_PEERS_TRACEBACK"):
-            traceback.print_exc()
-        print(f"peers.py {args.cmd}: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    actions = {
+        "write-cases": lambda: cmd_write_cases(args.outdir),
+        "read-many": lambda: cmd_read_many(args.jsonfile),
+        "write-ngff": lambda: cmd_write_ngff(args.outdir),
+    }
+    return run_reporting("peers.py", args.cmd, actions[args.cmd])
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import sys
-import traceback
 from dataclasses import dataclass, field
 from itertools import product
 from typing import Any
@@ -827,17 +826,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("write-ngff04", help="write an OME-NGFF 0.4 image and plate")
     p.add_argument("outdir")
     args = ap.parse_args(argv)
-    try:
-        if args.cmd == "write-v2-cases":
-            cmd_write_v2_cases(args.outdir)
-        elif args.cmd == "write-ngff04":
-            cmd_write_ngff04(args.outdir)
-    except Exception as e:  # noqa: BLE001 - report every failure, exit non-zero
-        if os.environ.get("TESSERA_PEERS_TRACEBACK"):
-            traceback.print_exc()
-        print(f"v2_cases.py {args.cmd}: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    actions = {
+        "write-v2-cases": lambda: cmd_write_v2_cases(args.outdir),
+        "write-ngff04": lambda: cmd_write_ngff04(args.outdir),
+    }
+    return peers.run_reporting("v2_cases.py", args.cmd, actions[args.cmd])
 
 
 if __name__ == "__main__":

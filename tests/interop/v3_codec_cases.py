@@ -36,7 +36,6 @@ import shutil
 import sys
 import time
 import tempfile
-import traceback
 import warnings
 import zlib as zlib_module
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from peers import (
+    run_reporting,
     LIBS,
     MISSING,
     READERS,
@@ -1319,14 +1319,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("outdir")
     p.add_argument("--only", help="write only cases whose name matches this regex")
     args = ap.parse_args(argv)
-    try:
-        cmd_write_cases(args.outdir, args.only)
-    except Exception as e:  # noqa: BLE001 - report every failure, exit non-zero
-        if os.environ.get("TESSERA_PEERS_TRACEBACK"):
-            traceback.print_exc()
-        print(f"v3_codec_cases.py {args.cmd}: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return run_reporting(
+        "v3_codec_cases.py", args.cmd, lambda: cmd_write_cases(args.outdir, args.only)
+    )
 
 
 if __name__ == "__main__":
