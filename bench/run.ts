@@ -36,6 +36,7 @@ import {
   storePath,
   VOLUMES,
 } from "./volumes.ts";
+import { commandText, cpuModel, cpuTicks, otherShare } from "./machine.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RESULTS = join(ROOT, "bench", "results");
@@ -493,38 +494,6 @@ async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string
 // ---------------------------------------------------------------------------
 // run
 
-interface CpuTicks {
-  busy: number;
-  total: number;
-  /** Ticks of the processes asked about (this one and the peer processes). */
-  own: number;
-}
-
-/** CPU ticks from Linux's /proc: the machine's busy and total, and those of `pids`. */
-async function cpuTicks(pids: (number | "self")[]): Promise<CpuTicks | undefined> {
-  if (Deno.build.os !== "linux") return undefined;
-  try {
-    const f = (await Deno.readTextFile("/proc/stat")).split("\n")[0].trim().split(/\s+/)
-      .slice(1, 9).map(Number);
-    const total = f.reduce((a, b) => a + b, 0);
-    let own = 0;
-    for (const pid of pids) {
-      const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // from field 3, state
-      own += Number(fields[11]) + Number(fields[12]); // utime, stime
-    }
-    return { busy: total - f[3] - f[4], total, own };
-  } catch {
-    return undefined;
-  }
-}
-
-/** Share of all cores that other processes kept busy between two readings. */
-function otherShare(a: CpuTicks | undefined, b: CpuTicks | undefined): number | undefined {
-  if (!a || !b || b.total <= a.total) return undefined;
-  return Math.max(0, (b.busy - a.busy - (b.own - a.own)) / (b.total - a.total));
-}
-
 const idleStart = await cpuTicks(["self"]);
 await new Promise((resolve) => setTimeout(resolve, 1000));
 const busyBefore = otherShare(idleStart, await cpuTicks(["self"]));
@@ -760,18 +729,7 @@ for (const store of STORES) {
   }
 }
 
-async function commandText(cmd: string, cmdArgs: string[]): Promise<string | undefined> {
-  try {
-    const out = await new Deno.Command(cmd, { args: cmdArgs, cwd: ROOT, stderr: "null" }).output();
-    return out.success ? new TextDecoder().decode(out.stdout).trim() : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-const cpuModel = Deno.build.os === "linux"
-  ? (await Deno.readTextFile("/proc/cpuinfo").catch(() => "")).match(/model name\s*:\s*(.*)/)?.[1]
-  : undefined;
+const cpuName = await cpuModel();
 const commit = await commandText("git", ["rev-parse", "--short", "HEAD"]);
 const dirty = await commandText("git", ["status", "--porcelain"]);
 const date = new Date().toISOString().slice(0, 10);
@@ -780,7 +738,7 @@ for (const s of STORES) storeBytes[s] = await folderBytes(storePath(s));
 
 const machine = {
   cores: navigator.hardwareConcurrency,
-  cpu: cpuModel,
+  cpu: cpuName,
   memory_gb: round3(Deno.systemMemoryInfo().total / 2 ** 30),
   os: `${Deno.build.os} ${Deno.osRelease()} (${Deno.build.arch})`,
   deno: Deno.version,

@@ -25,6 +25,7 @@ import { ensureNativeLibrary } from "../scripts/build.ts";
 import { ABI_VERSION, libraryCandidates, symbols } from "../src/ffi.ts";
 import { encodeDescriptor } from "../src/zarr/descriptor.ts";
 import { encodeRequest } from "../src/request.ts";
+import { commandText, cpuModel, cpuTicks, otherShare } from "./machine.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RESULTS = join(ROOT, "bench", "results");
@@ -136,33 +137,6 @@ const raw = Deno.dlopen(libraryPath, {
   buffer_free: { ...symbols.tessera_buffer_free, name: "tessera_buffer_free" },
 }).symbols;
 if (raw.abi_sync() !== ABI_VERSION) throw new Error("native library ABI mismatch; rebuild it");
-
-interface CpuTicks {
-  busy: number;
-  total: number;
-  own: number;
-}
-
-/** CPU ticks from Linux's /proc: the machine's busy and total, and this process's. */
-async function cpuTicks(): Promise<CpuTicks | undefined> {
-  if (Deno.build.os !== "linux") return undefined;
-  try {
-    const f = (await Deno.readTextFile("/proc/stat")).split("\n")[0].trim().split(/\s+/)
-      .slice(1, 9).map(Number);
-    const stat = await Deno.readTextFile("/proc/self/stat");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // from field 3, state
-    const total = f.reduce((a, b) => a + b, 0);
-    return { busy: total - f[3] - f[4], total, own: Number(fields[11]) + Number(fields[12]) };
-  } catch {
-    return undefined;
-  }
-}
-
-/** Share of all cores that other processes kept busy between two readings. */
-function otherShare(a: CpuTicks | undefined, b: CpuTicks | undefined): number | undefined {
-  if (!a || !b || b.total <= a.total) return undefined;
-  return Math.max(0, (b.busy - a.busy - (b.own - a.own)) / (b.total - a.total));
-}
 
 const loadBefore = Deno.loadavg();
 const ticksBefore = await cpuTicks();
@@ -464,24 +438,13 @@ const busyDuring = otherShare(ticksBefore, await cpuTicks());
 // ---------------------------------------------------------------------------
 // report
 
-async function commandText(cmd: string, cmdArgs: string[]): Promise<string | undefined> {
-  try {
-    const out = await new Deno.Command(cmd, { args: cmdArgs, cwd: ROOT, stderr: "null" }).output();
-    return out.success ? new TextDecoder().decode(out.stdout).trim() : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-const cpuModel = Deno.build.os === "linux"
-  ? (await Deno.readTextFile("/proc/cpuinfo").catch(() => "")).match(/model name\s*:\s*(.*)/)?.[1]
-  : undefined;
+const cpuName = await cpuModel();
 const commit = await commandText("git", ["rev-parse", "--short", "HEAD"]);
 const dirty = await commandText("git", ["status", "--porcelain"]);
 const date = new Date().toISOString().slice(0, 10);
 const machine = {
   cores: navigator.hardwareConcurrency,
-  cpu: cpuModel,
+  cpu: cpuName,
   memory_gb: round3(Deno.systemMemoryInfo().total / 2 ** 30),
   os: `${Deno.build.os} ${Deno.osRelease()} (${Deno.build.arch})`,
   deno: Deno.version,
