@@ -47,7 +47,7 @@ export function otherShare(a: CpuTicks | undefined, b: CpuTicks | undefined): nu
 }
 
 /** Trimmed standard output of a command run in the repository, or undefined when it fails. */
-export async function commandText(cmd: string, cmdArgs: string[]): Promise<string | undefined> {
+async function commandText(cmd: string, cmdArgs: string[]): Promise<string | undefined> {
   try {
     const out = await new Deno.Command(cmd, { args: cmdArgs, cwd: ROOT, stderr: "null" }).output();
     return out.success ? new TextDecoder().decode(out.stdout).trim() : undefined;
@@ -57,8 +57,26 @@ export async function commandText(cmd: string, cmdArgs: string[]): Promise<strin
 }
 
 /** The CPU model name (Linux), or undefined. */
-export async function cpuModel(): Promise<string | undefined> {
+async function cpuModel(): Promise<string | undefined> {
   if (Deno.build.os !== "linux") return undefined;
   const info = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
   return info.match(/model name\s*:\s*(.*)/)?.[1];
+}
+
+/** What a report says about the machine: cores, CPU, memory, OS and Deno versions. */
+export async function machineFacts() {
+  return {
+    cores: navigator.hardwareConcurrency,
+    cpu: await cpuModel(),
+    memory_gb: Math.round(Deno.systemMemoryInfo().total / 2 ** 30 * 1000) / 1000,
+    os: `${Deno.build.os} ${Deno.osRelease()} (${Deno.build.arch})`,
+    deno: Deno.version,
+  };
+}
+
+/** The measured tessera revision: short commit, marked when the tree has uncommitted changes. */
+export async function revision(): Promise<string | undefined> {
+  const commit = await commandText("git", ["rev-parse", "--short", "HEAD"]);
+  const dirty = await commandText("git", ["status", "--porcelain"]);
+  return commit ? `${commit}${dirty ? " (uncommitted changes)" : ""}` : undefined;
 }

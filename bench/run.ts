@@ -36,7 +36,7 @@ import {
   storePath,
   VOLUMES,
 } from "./volumes.ts";
-import { commandText, cpuModel, cpuTicks, otherShare } from "./machine.ts";
+import { cpuTicks, machineFacts, otherShare, revision } from "./machine.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RESULTS = join(ROOT, "bench", "results");
@@ -729,19 +729,12 @@ for (const store of STORES) {
   }
 }
 
-const cpuName = await cpuModel();
-const commit = await commandText("git", ["rev-parse", "--short", "HEAD"]);
-const dirty = await commandText("git", ["status", "--porcelain"]);
 const date = new Date().toISOString().slice(0, 10);
 const storeBytes: Record<string, number> = {};
 for (const s of STORES) storeBytes[s] = await folderBytes(storePath(s));
 
 const machine = {
-  cores: navigator.hardwareConcurrency,
-  cpu: cpuName,
-  memory_gb: round3(Deno.systemMemoryInfo().total / 2 ** 30),
-  os: `${Deno.build.os} ${Deno.osRelease()} (${Deno.build.arch})`,
-  deno: Deno.version,
+  ...await machineFacts(),
   /** 1, 5 and 15 minute load averages before and after the timed part. */
   loadavg_before: loadBefore.map(round3),
   loadavg_after: loadAfter.map(round3),
@@ -759,7 +752,7 @@ const report = {
   date,
   quick: QUICK,
   elapsed_s: round3(elapsedS),
-  commit: commit ? `${commit}${dirty ? " (uncommitted changes)" : ""}` : undefined,
+  commit: await revision(),
   machine,
   config: {
     shape: VOLUMES.shape,

@@ -25,7 +25,7 @@ import { ensureNativeLibrary } from "../scripts/build.ts";
 import { ABI_VERSION, libraryCandidates, symbols } from "../src/ffi.ts";
 import { encodeDescriptor } from "../src/zarr/descriptor.ts";
 import { encodeRequest } from "../src/request.ts";
-import { commandText, cpuModel, cpuTicks, otherShare } from "./machine.ts";
+import { cpuTicks, machineFacts, otherShare, revision } from "./machine.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RESULTS = join(ROOT, "bench", "results");
@@ -438,16 +438,9 @@ const busyDuring = otherShare(ticksBefore, await cpuTicks());
 // ---------------------------------------------------------------------------
 // report
 
-const cpuName = await cpuModel();
-const commit = await commandText("git", ["rev-parse", "--short", "HEAD"]);
-const dirty = await commandText("git", ["status", "--porcelain"]);
 const date = new Date().toISOString().slice(0, 10);
 const machine = {
-  cores: navigator.hardwareConcurrency,
-  cpu: cpuName,
-  memory_gb: round3(Deno.systemMemoryInfo().total / 2 ** 30),
-  os: `${Deno.build.os} ${Deno.osRelease()} (${Deno.build.arch})`,
-  deno: Deno.version,
+  ...await machineFacts(),
   loadavg_before: loadBefore.map(round3),
   loadavg_after: loadAfter.map(round3),
   /** Share of all cores kept busy by other processes while this ran (Linux only). */
@@ -475,7 +468,7 @@ const collectAim = {
 const report = {
   date,
   elapsed_s: round3(elapsedS),
-  commit: commit ? `${commit}${dirty ? " (uncommitted changes)" : ""}` : undefined,
+  commit: await revision(),
   machine,
   config: {
     iterations_per_op_and_size: ROUNDS * Math.ceil(ITERS / ROUNDS),
