@@ -8,6 +8,7 @@ use crate::shard;
 use crate::spec::{ArrayToBytes, BytesCodec, CodecChain, ShardingSpec};
 use rayon::prelude::*;
 use std::cell::RefCell;
+use std::io::Read;
 
 /// What decoding needs to know about the elements.
 #[derive(Debug, Clone, Copy)]
@@ -66,16 +67,23 @@ fn strip_crc32c(input: &[u8]) -> Result<&[u8]> {
     Ok(payload)
 }
 
-/// Inflates a gzip or zlib stream into exactly `out`; trailing data is an error.
-fn inflate_into(codec: &BytesCodec, input: &[u8], out: &mut [u8]) -> Result<()> {
-    use std::io::Read;
-    let (name, mut reader): (&str, Box<dyn Read + '_>) = match codec {
+/// The name and a decoder of a gzip or zlib stream.
+fn inflater<'a>(
+    codec: &BytesCodec,
+    input: &'a [u8],
+) -> (&'static str, Box<dyn std::io::Read + 'a>) {
+    match codec {
         BytesCodec::Gzip { .. } => (
             "gzip",
             Box::new(flate2::bufread::MultiGzDecoder::new(input)),
         ),
         _ => ("zlib", Box::new(flate2::bufread::ZlibDecoder::new(input))),
-    };
+    }
+}
+
+/// Inflates a gzip or zlib stream into exactly `out`; trailing data is an error.
+fn inflate_into(codec: &BytesCodec, input: &[u8], out: &mut [u8]) -> Result<()> {
+    let (name, mut reader) = inflater(codec, input);
     reader
         .read_exact(out)
         .map_err(|e| Error::decode(format!("{name}: {e} (expected {} bytes)", out.len())))?;
@@ -92,18 +100,14 @@ fn inflate_into(codec: &BytesCodec, input: &[u8], out: &mut [u8]) -> Result<()> 
 
 /// Inflates a gzip or zlib stream of at most `limit` bytes into a new vector.
 fn inflate_to_vec(codec: &BytesCodec, input: &[u8], limit: usize) -> Result<Vec<u8>> {
-    use std::io::Read;
+    let (name, reader) = inflater(codec, input);
     let mut out = Vec::new();
-    let reader: Box<dyn Read + '_> = match codec {
-        BytesCodec::Gzip { .. } => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
-        _ => Box::new(flate2::bufread::ZlibDecoder::new(input)),
-    };
     reader
         .take(limit as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| Error::decode(format!("inflate: {e}")))?;
+        .map_err(|e| Error::decode(format!("{name}: {e}")))?;
     if out.len() > limit {
-        return Err(Error::decode(format!("inflate: more than {limit} bytes")));
+        return Err(Error::decode(format!("{name}: more than {limit} bytes")));
     }
     Ok(out)
 }
