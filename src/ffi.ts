@@ -86,6 +86,23 @@ export const symbols = {
   tessera_progress_new: { parameters: [], result: "pointer" },
   tessera_progress_read: { parameters: ["pointer", "buffer", "usize"], result: "void" },
   tessera_progress_free: { parameters: ["pointer"], result: "void" },
+  // Thumbnails (src/render.ts).
+  tessera_render_png: {
+    parameters: [
+      "pointer",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "buffer",
+      "usize",
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The bound native functions. */

@@ -11,6 +11,7 @@ import { InvalidArgument, NotFound, Shutdown, StorageError } from "./errors.ts";
 import { NativeArray } from "./native.ts";
 import { type Axis, type Channel, type LevelInfo, parseNgff } from "./ngff.ts";
 import { Query } from "./query.ts";
+import { displayImage, type MediaBundle } from "./display.ts";
 import { encodeDescriptor } from "./zarr/descriptor.ts";
 import { ngffAxesOfLevel, omeAttributes, readLabelNames, readZarrNode } from "./zarr/hierarchy.ts";
 import { type ArrayMetadata, readNode } from "./zarr/metadata.ts";
@@ -101,6 +102,11 @@ export class Image implements Disposable {
       this.#handles.set(level, handle);
     }
     return handle;
+  }
+
+  /** Jupyter (Deno kernel) display: a metadata table and a composite thumbnail. */
+  [Symbol.for("Jupyter.display")](): Promise<MediaBundle> {
+    return displayImage(this);
   }
 
   /** Closes native handles; reads in flight finish first. */

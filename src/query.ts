@@ -11,6 +11,7 @@ import { type Counters, withProgress } from "./native.ts";
 import { type DimSelection, encodeRequest } from "./request.ts";
 import { resolveLayout } from "./layout.ts";
 import { layoutOf, TensorView } from "./tensor_view.ts";
+import { displayablePlan, displayQuery, type MediaBundle } from "./display.ts";
 import {
   type BatchOptions,
   type BatchView,
@@ -179,12 +180,20 @@ export class Query {
     return kept;
   }
 
-  /** What the query will read: output shape and dtype, chunks, bytes and read operations. */
+  /** Jupyter (Deno kernel) display: the query's plan as a table. */
+  [Symbol.for("Jupyter.display")](): Promise<MediaBundle> {
+    return displayQuery(this);
+  }
+
+  /**
+   * What the query will read: output shape and dtype, chunks, bytes and read
+   * operations. In Jupyter the plan displays as a table.
+   */
   async explain(): Promise<Plan> {
     const r = this.#resolve();
     const level = this.#state.level;
     const counters = await this.#image.nativeArray(level).explain(r.request);
-    return {
+    return displayablePlan({
       level,
       path: this.#image.arrayPath(level),
       axes: r.axes,
@@ -198,7 +207,7 @@ export class Query {
       bytesRead: counters.bytesRead,
       readOps: counters.readOps,
       bytesDecoded: counters.bytesDecoded,
-    };
+    });
   }
 
   /** Reads, decodes and assembles the selection into a new tensor in the query's layout. */

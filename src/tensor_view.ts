@@ -22,6 +22,8 @@ import type * as arrow from "npm:apache-arrow@21.2.0";
 import { arrowC, type ArrowCExport, type ArrowOptions, arrowTable } from "./arrow.ts";
 import { resolveLayout } from "./layout.ts";
 import { NativeBuffer } from "./native.ts";
+import { type RenderedPng, type RenderOptions, renderView } from "./render.ts";
+import { displayView, type MediaBundle } from "./display.ts";
 
 /** Where a view's memory lives. */
 export type Device = "cpu";
@@ -317,6 +319,29 @@ export class TensorView<D extends DType = DType> implements Disposable {
    */
   toArrowC(options: ArrowOptions = {}): ArrowCExport {
     return arrowC(this, this.#buffer, this.offset, options);
+  }
+
+  /**
+   * Renders the view as an RGB PNG in the native library: the "y" and "x"
+   * axes (else the last two) are the image, sampled to fit `maxSize`; the
+   * "c" axis (if any) holds channels composited in their colors; every
+   * other axis is max-projected. Contrast comes from percentiles unless
+   * windows are given.
+   *
+   * @example
+   * ```ts
+   * using plane = await img.scan().select({ t: 0, z: 5 }).collect(); // CYX
+   * const { png, windows } = await plane.toPNG({ colors: ["0000FF", "00FF00", "FF0000"] });
+   * await Deno.writeFile("plane.png", png);
+   * ```
+   */
+  toPNG(options: RenderOptions = {}): Promise<RenderedPng> {
+    return renderView(this.#buffer, this.#layoutWords(), this.axes, this.shape, options);
+  }
+
+  /** Jupyter (Deno kernel) display: shape, dtype, layout and, for 2-D/3-D data, a PNG. */
+  [Symbol.for("Jupyter.display")](): Promise<MediaBundle> {
+    return displayView(this);
   }
 
   /** Releases this view's reference to the memory. */

@@ -496,3 +496,50 @@ pub unsafe extern "C" fn tessera_progress_free(progress: *mut Progress) {
         drop(Box::from_raw(progress));
     }
 }
+
+// --- Thumbnails (rust/src/render.rs) ---
+
+/// Renders a view of `buffer` (see [`tensor_layout`]) as an RGB PNG with
+/// the parameters of [`crate::render::RenderParams::decode`]. Writes a new buffer
+/// holding the PNG file to `*out`, and `[width, height, lo₀, hi₀, lo₁, …]`
+/// (the window used per channel) to `info`.
+///
+/// # Safety
+/// Pointers must be valid for their lengths and live for the call; `out`
+/// for one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_render_png(
+    buffer: *const SharedBuffer,
+    layout: *const i64,
+    layout_len: usize,
+    params: *const f64,
+    params_len: usize,
+    info: *mut f64,
+    info_len: usize,
+    out: *mut *mut SharedBuffer,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        let buffer = handle(buffer, "buffer")?;
+        let layout = tensor_layout(slice(layout, layout_len, "layout")?)?;
+        let params = crate::render::RenderParams::decode(
+            slice(params, params_len, "parameters")?,
+            layout.shape.len(),
+        )?;
+        if info.is_null() || info_len < 2 + 2 * params.channels.len() {
+            return Err(Error::invalid("render info buffer is too short"));
+        }
+        let rendered = crate::render::render_png(buffer, &layout, &params)?;
+        let png = crate::buffer::AlignedBuffer::zeroed(rendered.png.len())?;
+        std::ptr::copy_nonoverlapping(rendered.png.as_ptr(), png.as_ptr(), rendered.png.len());
+        let words = std::slice::from_raw_parts_mut(info, info_len);
+        words[0] = rendered.size.0 as f64;
+        words[1] = rendered.size.1 as f64;
+        for (i, (lo, hi)) in rendered.windows.iter().enumerate() {
+            words[2 + 2 * i] = *lo;
+            words[3 + 2 * i] = *hi;
+        }
+        store_out(out, std::sync::Arc::new(png))
+    })
+}

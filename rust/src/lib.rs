@@ -17,6 +17,7 @@ pub mod ffi;
 pub mod progress;
 pub mod read;
 pub mod region;
+pub mod render;
 pub mod shard;
 pub mod spec;
 pub mod store;
