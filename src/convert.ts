@@ -1,0 +1,256 @@
+/**
+ * Format conversion. Each {@link Converter} handles one (source, target)
+ * pair; {@link convert} runs the first whose `accepts` says yes. Built in:
+ * OME-Zarr (NGFF 0.4 on Zarr v2, or 0.5) → OME-Zarr 0.5 on Zarr v3 with
+ * sharding. Other formats (OME-Arrow) register their converters in
+ * {@link CONVERTERS}.
+ * @module
+ */
+
+import { join } from "node:path";
+import { dtypeSize } from "./dtype.ts";
+import { InvalidArgument, NotFound, Shutdown } from "./errors.ts";
+import { type Image, localPath, open } from "./image.ts";
+import { arrayInfo, info } from "./info.ts";
+import { createArray, prepareTarget } from "./zarr/create.ts";
+
+/** Progress of a conversion: bytes of pixels copied so far, of the total. */
+export interface ConvertProgress {
+  /** Bytes copied. */
+  bytesDone: number;
+  /** Bytes to copy in all. */
+  bytesTotal: number;
+}
+
+/** Options of {@link convert}. */
+export interface ConvertOptions {
+  /** Largest uncompressed shard in bytes (default 16 MiB); shards grow from the chunk shape up to it. */
+  shardBytes?: number;
+  /** zstd level of the output (default 3). */
+  zstdLevel?: number;
+  /** Replace an existing Zarr store at the target. */
+  overwrite?: boolean;
+  /** Called after each written box. */
+  onProgress?: (progress: ConvertProgress) => void;
+  /** Stops the conversion between boxes (the partial target is left behind). */
+  signal?: AbortSignal;
+}
+
+/** What a conversion did. */
+export interface ConvertResult {
+  /** Name of the converter that ran. */
+  converter: string;
+  /** The source path. */
+  source: string;
+  /** The target path. */
+  target: string;
+  /** Bytes of pixels copied. */
+  bytes: number;
+  /** Per level: path, shape, chunk and shard shape of the output. */
+  levels: { path: string; shape: number[]; chunks: number[]; shards: number[] }[];
+  /** What the source held that the target does not (e.g. label images). */
+  notes: string[];
+}
+
+/**
+ * One conversion between formats. `accepts` must decide from paths and
+ * metadata only (no pixels); `run` writes the target.
+ */
+export interface Converter {
+  /** Short name, e.g. "ome-zarr→ome-zarr-0.5". */
+  readonly name: string;
+  /** What it converts, for help texts. */
+  readonly description: string;
+  /** Whether this converter handles `source` → `target`. */
+  accepts(source: string, target: string): Promise<boolean>;
+  /** Converts. */
+  run(source: string, target: string, options: ConvertOptions): Promise<ConvertResult>;
+}
+
+/** Shard shape: the chunk shape doubled along space axes (z, y, x, else the last three) while it fits. */
+export function shardShape(
+  axes: readonly string[],
+  shape: readonly number[],
+  chunks: readonly number[],
+  itemSize: number,
+  maxBytes: number,
+): number[] {
+  const shard = [...chunks];
+  const space = axes.flatMap((a, i) => ["z", "y", "x"].includes(a) ? [i] : []);
+  const grow = space.length > 0 ? space : axes.map((_, i) => i).slice(-3);
+  const bytes = () => shard.reduce((a, b) => a * b, itemSize);
+  for (let changed = true; changed;) {
+    changed = false;
+    for (const d of [...grow].reverse()) {
+      if (shard[d] >= shape[d] || bytes() * 2 > maxBytes) continue;
+      shard[d] *= 2;
+      changed = true;
+    }
+  }
+  // No shard reaches further than one chunk past the array's end.
+  return shard.map((n, d) => Math.min(n, Math.ceil(shape[d] / chunks[d]) * chunks[d]));
+}
+
+/** Origins of the boxes of `box` shape that tile `shape`, row-major. */
+function* boxes(shape: readonly number[], box: readonly number[]): Generator<number[]> {
+  const counts = shape.map((n, d) => Math.ceil(n / box[d]));
+  const total = counts.reduce((a, b) => a * b, 1);
+  for (let i = 0; i < total; i++) {
+    let rest = i;
+    const origin = new Array<number>(shape.length);
+    for (let d = shape.length - 1; d >= 0; d--) {
+      origin[d] = (rest % counts[d]) * box[d];
+      rest = Math.floor(rest / counts[d]);
+    }
+    yield origin;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
+/** OME-Zarr image (NGFF 0.4 or 0.5) → OME-Zarr 0.5, Zarr v3, sharded, zstd. */
+export const omeZarrToSharded: Converter = {
+  name: "ome-zarr→ome-zarr-0.5",
+  description:
+    "OME-Zarr image (NGFF 0.4 on Zarr v2, or 0.5) → OME-Zarr 0.5 (Zarr v3, sharded zstd)",
+  async accepts(source: string, target: string): Promise<boolean> {
+    const src = localPath(source);
+    if (!(await exists(join(src, ".zattrs")) || await exists(join(src, "zarr.json")))) return false;
+    return !/\.(arrow|parquet)$/i.test(target);
+  },
+  async run(source: string, target: string, options: ConvertOptions): Promise<ConvertResult> {
+    const described = await info(source);
+    if (described.kind !== "image" || !described.image) {
+      throw new InvalidArgument(
+        `${described.path} is a Zarr ${described.kind}, not an OME-NGFF image; only images are converted`,
+      );
+    }
+    const dst = localPath(target);
+    if (dst === described.path) {
+      throw new InvalidArgument(`convert: ${dst} is both source and target`);
+    }
+    using image = await open(described.path);
+    await prepareTarget(dst, options.overwrite ?? false);
+    const result = await copyLevels(image, dst, options);
+    const ngff = described.image;
+    const axes = ngff.axes;
+    const datasets = ngff.levels.map((l, i) => ({
+      path: String(i),
+      coordinateTransformations: [
+        { type: "scale", scale: l.scale },
+        ...(l.translation ? [{ type: "translation", translation: l.translation }] : []),
+      ],
+    }));
+    const ome = {
+      version: "0.5",
+      multiscales: [{ ...(ngff.name !== undefined ? { name: ngff.name } : {}), axes, datasets }],
+      ...(ngff.channels
+        ? {
+          omero: {
+            channels: ngff.channels.map((c) => ({
+              ...(c.name !== undefined ? { label: c.name } : {}),
+              ...(c.color ? { color: c.color } : {}),
+              ...(c.window ? { window: c.window } : {}),
+              active: true,
+            })),
+          },
+        }
+        : {}),
+    };
+    await Deno.writeTextFile(
+      join(dst, "zarr.json"),
+      JSON.stringify({ zarr_format: 3, node_type: "group", attributes: { ome } }, null, 2),
+    );
+    const notes = described.labels?.length
+      ? [`label images not converted: ${described.labels.join(", ")}`]
+      : [];
+    return { converter: this.name, source: described.path, target: dst, ...result, notes };
+  },
+};
+
+/** Copies every level of `image` into sharded v3 arrays "0", "1", … under `dst`. */
+async function copyLevels(
+  image: Image,
+  dst: string,
+  options: ConvertOptions,
+): Promise<Pick<ConvertResult, "bytes" | "levels">> {
+  const item = dtypeSize(image.dtype);
+  const bytesTotal = image.levels.reduce((a, l) => a + l.shape.reduce((x, y) => x * y, item), 0);
+  let bytesDone = 0;
+  const levels: ConvertResult["levels"] = [];
+  for (let i = 0; i < image.levels.length; i++) {
+    const meta = arrayInfo(image.arrayMetadata(i));
+    const shape = image.levels[i].shape;
+    const chunks = meta.chunks.map((c, d) => Math.min(c, shape[d]));
+    const shards = shardShape(image.axes, shape, chunks, item, options.shardBytes ?? 16 << 20);
+    const fill = meta.fillValue;
+    using writer = await createArray(join(dst, String(i)), {
+      shape,
+      dtype: image.dtype,
+      chunks,
+      shards,
+      fillValue: typeof fill !== "string"
+        ? fill
+        : /^-?\d+$/.test(fill)
+        ? BigInt(fill)
+        : Number(fill),
+      dimensionNames: [...image.axes],
+      ...(options.zstdLevel !== undefined ? { zstdLevel: options.zstdLevel } : {}),
+    });
+    for (const origin of boxes(shape, shards)) {
+      if (options.signal?.aborted) {
+        throw new Shutdown(`conversion to ${dst} was cancelled (the partial output is left there)`);
+      }
+      const count = origin.map((o, d) => Math.min(shards[d], shape[d] - o));
+      const selection = Object.fromEntries(
+        image.axes.map((a, d) => [a, [origin[d], origin[d] + count[d]] as [number, number]]),
+      );
+      // No axis is a single index, so the output keeps the store's axis order.
+      using box = await image.scan().level(i).select(selection).collect();
+      await writer.write(box.data(), origin, count);
+      bytesDone += box.byteLength;
+      options.onProgress?.({ bytesDone, bytesTotal });
+    }
+    levels.push({ path: String(i), shape, chunks, shards });
+  }
+  return { bytes: bytesDone, levels };
+}
+
+/**
+ * The converters {@link convert} tries, in order. A new format adds its
+ * converter here (e.g. OME-Arrow ↔ OME-Zarr).
+ */
+export const CONVERTERS: Converter[] = [omeZarrToSharded];
+
+/**
+ * Converts `source` into `target` with the first converter of
+ * {@link CONVERTERS} that accepts the pair.
+ *
+ * @example
+ * ```ts
+ * import { convert } from "./mod.ts";
+ * const result = await convert("image-v04.ome.zarr", "image-v05.ome.zarr", {
+ *   onProgress: ({ bytesDone, bytesTotal }) => console.log(bytesDone / bytesTotal),
+ * });
+ * console.log(result.levels); // shapes, chunks and shards written
+ * ```
+ */
+export async function convert(
+  source: string,
+  target: string,
+  options: ConvertOptions = {},
+): Promise<ConvertResult> {
+  if (!(await exists(localPath(source)))) throw new NotFound(`${source} does not exist`);
+  for (const converter of CONVERTERS) {
+    if (await converter.accepts(source, target)) {
+      return await converter.run(source, target, options);
+    }
+  }
+  throw new InvalidArgument(
+    `no converter handles ${source} → ${target}; available: ${
+      CONVERTERS.map((c) => c.description).join("; ")
+    }`,
+  );
+}
