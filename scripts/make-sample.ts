@@ -2,12 +2,13 @@
  * Writes the sample OME-Zarr 0.5 image: 5-D (t, c, z, y, x) uint16, three
  * channels of blobs and noise, sharded zstd, three levels.
  *
- *     deno task sample [--out data/sample.ome.zarr] [--small] [--force]
+ *     deno task sample [--out data/sample.ome.zarr] [--small] [--force] [--quiet]
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { createOmeZarr } from "../mod.ts";
+import { ProgressBar } from "../src/progress_bar.ts";
 import { CHANNEL_STYLES, synthVolume } from "./synth.ts";
 
 /** Shape and chunking of the sample. */
@@ -34,11 +35,12 @@ export const SMALL_SAMPLE: SampleLayout = {
   shards: [1, 1, 8, 128, 128],
 };
 
-/** Writes the sample image to `path`, printing progress. */
+/** Writes the sample image to `path`, with a progress bar on a terminal unless `quiet`. */
 export async function makeSample(
   path: string,
   layout: SampleLayout = SAMPLE,
   overwrite = false,
+  quiet = false,
 ): Promise<void> {
   const [nt, nc, nz, ny, nx] = layout.shape;
   const started = performance.now();
@@ -64,6 +66,8 @@ export async function makeSample(
     ].slice(0, nc),
     overwrite,
   });
+  const volumeBytes = nz * ny * nx * 2;
+  const bar = new ProgressBar("sample", { quiet });
   for (let t = 0; t < nt; t++) {
     for (let c = 0; c < nc; c++) {
       const volume = synthVolume(
@@ -74,13 +78,21 @@ export async function makeSample(
       );
       await writer.writeLevel0(volume, [t, c, 0, 0, 0], [1, 1, nz, ny, nx]);
       const done = t * nc + c + 1;
-      console.log(`  level 0: wrote t=${t} c=${c} (${done}/${nt * nc} volumes)`);
+      bar.update(done, nt * nc, done * volumeBytes);
+      if (!bar.visible && !quiet) {
+        console.log(`  level 0: wrote t=${t} c=${c} (${done}/${nt * nc} volumes)`);
+      }
     }
   }
+  bar.done();
   await writer.buildPyramid();
-  console.log(
-    `  levels 1–2 built; sample written in ${((performance.now() - started) / 1000).toFixed(1)} s`,
-  );
+  if (!quiet) {
+    console.log(
+      `  levels 1–2 built; sample written in ${
+        ((performance.now() - started) / 1000).toFixed(1)
+      } s`,
+    );
+  }
 }
 
 if (import.meta.main) {
@@ -90,8 +102,9 @@ if (import.meta.main) {
       out: { type: "string", default: "data/sample.ome.zarr" },
       small: { type: "boolean", default: false },
       force: { type: "boolean", default: false },
+      quiet: { type: "boolean", default: false },
     },
   });
-  console.log(`writing ${values.out} …`);
-  await makeSample(values.out, values.small ? SMALL_SAMPLE : SAMPLE, values.force);
+  if (!values.quiet) console.log(`writing ${values.out} …`);
+  await makeSample(values.out, values.small ? SMALL_SAMPLE : SAMPLE, values.force, values.quiet);
 }

@@ -114,14 +114,23 @@ export function libraryFileName(os: typeof Deno.build.os = Deno.build.os): strin
   return os === "darwin" ? "libtessera.dylib" : "libtessera.so";
 }
 
-/** Places the library is looked for, in order. */
+/**
+ * Places the library is looked for, in order: `TESSERA_LIB`; the module's
+ * own `../rust/target/release/` (a checkout, or inside an executable made
+ * by `deno compile --include rust/target/release/<lib>`, where the embedded
+ * copy keeps that path under the executable's virtual root and is
+ * extracted when loaded); the folder of the running executable (the
+ * portable build of `deno task compile`, whose `deno` sits beside the
+ * library).
+ */
 export function libraryCandidates(
   env: (name: string) => string | undefined = (name) => Deno.env.get(name),
   execPath: string = Deno.execPath(),
+  moduleUrl: string = import.meta.url,
 ): string[] {
   const name = libraryFileName();
   const fromEnv = env("TESSERA_LIB");
-  const checkout = new URL(`../rust/target/release/${name}`, import.meta.url);
+  const checkout = new URL(`../rust/target/release/${name}`, moduleUrl);
   return [
     ...(fromEnv ? [fromEnv] : []),
     ...(checkout.protocol === "file:" ? [fileURLToPath(checkout)] : []),
