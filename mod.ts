@@ -57,3 +57,17 @@ export {
   StorageError,
   TesseraError,
 } from "./src/errors.ts";
+// Display, thumbnails, conversion and progress (notebooks, the CLI).
+export { thumbnail, type ThumbnailOptions } from "./src/thumbnail.ts";
+export type { RenderedPng, RenderOptions } from "./src/render.ts";
+export type { MediaBundle } from "./src/display.ts";
+export {
+  convert,
+  type Converter,
+  CONVERTERS,
+  type ConvertOptions,
+  type ConvertProgress,
+  type ConvertResult,
+  omeZarrToSharded,
+} from "./src/convert.ts";
+export { ProgressBar, type ProgressBarOptions, type ProgressSink } from "./src/progress_bar.ts";
