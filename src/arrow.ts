@@ -15,7 +15,19 @@ import { DtypeMismatch, InvalidArgument } from "./errors.ts";
 import { native } from "./ffi.ts";
 import type { NativeBuffer } from "./native.ts";
 
-/** Options of `toArrow` / `toArrowC`. */
+/**
+ * Options of `toArrow` / `toArrowC`.
+ *
+ * @example
+ * ```ts
+ * import type { ArrowOptions } from "@tessera/tessera";
+ * import { open } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * const options: ArrowOptions = { channels: img.channels, rowAxis: "c" };
+ * using plane = await img.scan().select({ t: 0, z: 0 }).collect();
+ * const table = plane.toArrow(options); // one row per channel
+ * ```
+ */
 export interface ArrowOptions {
   /** An axis whose entries become the array's rows (it must be the outermost in memory); default: one row. */
   rowAxis?: string;
@@ -25,7 +37,23 @@ export interface ArrowOptions {
   channels?: readonly string[];
 }
 
-/** What a view looks like in Arrow terms. */
+/**
+ * What a view looks like in Arrow terms.
+ *
+ * @example
+ * ```ts
+ * import type { ArrowTensorLayout } from "@tessera/tessera";
+ * // How a YXC view of a CYX buffer (3 × 1024 × 1024) is described in its Arrow field:
+ * const layout: ArrowTensorLayout = {
+ *   rows: 1,
+ *   shape: [3, 1024, 1024],
+ *   dimNames: ["c", "y", "x"],
+ *   permutation: [1, 2, 0],
+ *   listSize: 3 * 1024 * 1024,
+ *   metadata: new Map([["ARROW:extension:name", "arrow.fixed_shape_tensor"]]),
+ * };
+ * ```
+ */
 export interface ArrowTensorLayout {
   /** Number of rows (tensors). */
   rows: number;
@@ -147,7 +175,18 @@ export function arrowTable(
   return new arrow.Table(new arrow.Schema([field]), { [field.name]: arrow.makeVector(data) });
 }
 
-/** Arrow C Data Interface structs of an export; the consumer moves them out and calls their release callbacks. */
+/**
+ * Arrow C Data Interface structs of an export; the consumer moves them out and calls their release callbacks.
+ *
+ * @example
+ * ```ts
+ * import { open } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * using plane = await img.scan().select({ t: 0, z: 0 }).collect();
+ * using exported = plane.toArrowC();
+ * console.log(exported.schemaAddress, exported.arrayAddress); // pass to pyarrow's _import_from_c
+ * ```
+ */
 export class ArrowCExport implements Disposable {
   /** `struct ArrowSchema` (72 bytes). */
   readonly schema: Uint8Array<ArrayBuffer> = new Uint8Array(72);

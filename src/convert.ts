@@ -14,7 +14,17 @@ import { type Image, localPath, open } from "./image.ts";
 import { arrayInfo, info } from "./info.ts";
 import { createArray, prepareTarget } from "./zarr/create.ts";
 
-/** Progress of a conversion: bytes of pixels copied so far, of the total. */
+/**
+ * Progress of a conversion: bytes of pixels copied so far, of the total.
+ *
+ * @example
+ * ```ts
+ * import { convert } from "@tessera/tessera";
+ * await convert("v04.ome.zarr", "v05.ome.zarr", {
+ *   onProgress: ({ bytesDone, bytesTotal }) => console.log(`${(100 * bytesDone / bytesTotal).toFixed(0)}%`),
+ * });
+ * ```
+ */
 export interface ConvertProgress {
   /** Bytes copied. */
   bytesDone: number;
@@ -22,7 +32,18 @@ export interface ConvertProgress {
   bytesTotal: number;
 }
 
-/** Options of {@link convert}. */
+/**
+ * Options of {@link convert}.
+ *
+ * @example
+ * ```ts
+ * import type { ConvertOptions } from "@tessera/tessera";
+ * import { convert } from "@tessera/tessera";
+ * const controller = new AbortController();
+ * const options: ConvertOptions = { shardBytes: 64 << 20, zstdLevel: 5, signal: controller.signal };
+ * await convert("v04.ome.zarr", "v05.ome.zarr", options);
+ * ```
+ */
 export interface ConvertOptions {
   /** Largest uncompressed shard in bytes (default 16 MiB); shards grow from the chunk shape up to it. */
   shardBytes?: number;
@@ -36,7 +57,17 @@ export interface ConvertOptions {
   signal?: AbortSignal;
 }
 
-/** What a conversion did. */
+/**
+ * What a conversion did.
+ *
+ * @example
+ * ```ts
+ * import { convert } from "@tessera/tessera";
+ * const result = await convert("v04.ome.zarr", "v05.ome.zarr");
+ * for (const level of result.levels) console.log(level.path, level.shards);
+ * console.log(result.notes); // e.g. label images that were not converted
+ * ```
+ */
 export interface ConvertResult {
   /** Name of the converter that ran. */
   converter: string;
@@ -55,6 +86,21 @@ export interface ConvertResult {
 /**
  * One conversion between formats. `accepts` must decide from paths and
  * metadata only (no pixels); `run` writes the target.
+ *
+ * @example
+ * ```ts
+ * import type { Converter } from "@tessera/tessera";
+ * import { CONVERTERS } from "@tessera/tessera";
+ * const arrowToZarr: Converter = {
+ *   name: "ome-arrow→ome-zarr",
+ *   description: "OME-Arrow → OME-Zarr 0.5",
+ *   accepts: (source) => Promise.resolve(source.endsWith(".arrow")),
+ *   run: (source, target) => {
+ *     throw new Error(`not written yet: ${source} → ${target}`);
+ *   },
+ * };
+ * CONVERTERS.push(arrowToZarr);
+ * ```
  */
 export interface Converter {
   /** Short name, e.g. "ome-zarr→ome-zarr-0.5". */
@@ -110,7 +156,17 @@ async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
 }
 
-/** OME-Zarr image (NGFF 0.4 or 0.5) → OME-Zarr 0.5, Zarr v3, sharded, zstd. */
+/**
+ * OME-Zarr image (NGFF 0.4 or 0.5) → OME-Zarr 0.5, Zarr v3, sharded, zstd.
+ *
+ * @example
+ * ```ts
+ * import { omeZarrToSharded } from "@tessera/tessera";
+ * if (await omeZarrToSharded.accepts("v04.ome.zarr", "v05.ome.zarr")) {
+ *   await omeZarrToSharded.run("v04.ome.zarr", "v05.ome.zarr", { overwrite: true });
+ * }
+ * ```
+ */
 export const omeZarrToSharded: Converter = {
   name: "ome-zarr→ome-zarr-0.5",
   description:
@@ -221,6 +277,12 @@ async function copyLevels(
 /**
  * The converters {@link convert} tries, in order. A new format adds its
  * converter here (e.g. OME-Arrow ↔ OME-Zarr).
+ *
+ * @example
+ * ```ts
+ * import { CONVERTERS } from "@tessera/tessera";
+ * for (const c of CONVERTERS) console.log(c.name, "—", c.description);
+ * ```
  */
 export const CONVERTERS: Converter[] = [omeZarrToSharded];
 
@@ -230,7 +292,7 @@ export const CONVERTERS: Converter[] = [omeZarrToSharded];
  *
  * @example
  * ```ts
- * import { convert } from "./mod.ts";
+ * import { convert } from "@tessera/tessera";
  * const result = await convert("image-v04.ome.zarr", "image-v05.ome.zarr", {
  *   onProgress: ({ bytesDone, bytesTotal }) => console.log(bytesDone / bytesTotal),
  * });

@@ -15,7 +15,18 @@ import type { TensorView } from "./tensor_view.ts";
 /** The symbol the Deno Jupyter kernel calls to display a value. */
 export const JUPYTER_DISPLAY: unique symbol = Symbol.for("Jupyter.display") as never;
 
-/** A Jupyter media bundle: MIME type → content (PNG as base64). */
+/**
+ * A Jupyter media bundle: MIME type → content (PNG as base64).
+ *
+ * @example
+ * ```ts
+ * import { type MediaBundle, open } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * const display = img as unknown as Record<symbol, () => Promise<MediaBundle>>;
+ * const bundle = await display[Symbol.for("Jupyter.display")](); // what the Deno kernel calls
+ * console.log(Object.keys(bundle)); // ["text/plain", "text/html", "image/png"]
+ * ```
+ */
 export type MediaBundle = Record<string, string>;
 
 /** Base64 of bytes (Jupyter carries PNG as base64 text). */

@@ -5,7 +5,18 @@
 
 import { DtypeMismatch } from "./errors.ts";
 
-/** Element type names. `bfloat16` is a cast target only. */
+/**
+ * Element type names. `bfloat16` is a cast target only.
+ *
+ * @example
+ * ```ts
+ * import type { DType } from "@tessera/tessera";
+ * import { open } from "@tessera/tessera";
+ * const target: DType = "bfloat16";
+ * using img = await open("data/sample.ome.zarr");
+ * using view = await img.scan().select({ t: 0, z: 0 }).cast(target).collect();
+ * ```
+ */
 export type DType =
   | "bool"
   | "int8"
@@ -57,7 +68,16 @@ const SIZES: Record<DType, number> = {
 /** Every dtype name. */
 export const DTYPES: readonly DType[] = NAMES;
 
-/** The typed array that holds elements of each dtype (bool as 0/1 bytes, bfloat16 as raw bits). */
+/**
+ * The typed array that holds elements of each dtype (bool as 0/1 bytes, bfloat16 as raw bits).
+ *
+ * @example
+ * ```ts
+ * import type { TypedArrayFor } from "@tessera/tessera";
+ * const floats: TypedArrayFor<"float32"> = new Float32Array(4);
+ * const wide: TypedArrayFor<"uint64"> = new BigUint64Array(4);
+ * ```
+ */
 export type TypedArrayFor<D extends DType> = D extends "bool" | "uint8" ? Uint8Array<ArrayBuffer>
   : D extends "int8" ? Int8Array<ArrayBuffer>
   : D extends "int16" ? Int16Array<ArrayBuffer>
@@ -71,7 +91,15 @@ export type TypedArrayFor<D extends DType> = D extends "bool" | "uint8" ? Uint8A
   : D extends "float64" ? Float64Array<ArrayBuffer>
   : never;
 
-/** Any typed array tessera hands out. */
+/**
+ * Any typed array tessera hands out.
+ *
+ * @example
+ * ```ts
+ * import type { AnyTypedArray } from "@tessera/tessera";
+ * const pixels: AnyTypedArray = new Uint16Array(16);
+ * ```
+ */
 export type AnyTypedArray = TypedArrayFor<DType>;
 
 /** Checks a dtype name, throwing {@link DtypeMismatch} naming it when unknown. */
@@ -123,7 +151,15 @@ export function typedArray<D extends DType>(
   return make() as TypedArrayFor<D>;
 }
 
-/** A fill value as JavaScript holds it. */
+/**
+ * A fill value as JavaScript holds it.
+ *
+ * @example
+ * ```ts
+ * import type { FillValue } from "@tessera/tessera";
+ * const fills: FillValue[] = [0, Number.NaN, 2n ** 63n - 1n, false];
+ * ```
+ */
 export type FillValue = number | bigint | boolean;
 
 /** Encodes one element of `dtype` as little-endian bytes. */

@@ -4,7 +4,19 @@
  * @module
  */
 
-/** Base class of every error tessera throws. */
+/**
+ * Base class of every error tessera throws.
+ *
+ * @example
+ * ```ts
+ * import { open, TesseraError } from "@tessera/tessera";
+ * try {
+ *   await open("no/such/store.zarr");
+ * } catch (e) {
+ *   if (e instanceof TesseraError) console.log(e.name, e.message); // every error tessera throws
+ * }
+ * ```
+ */
 export class TesseraError extends Error {
   /** Creates an error with a message naming the input and the problem. */
   constructor(message: string, options?: ErrorOptions) {
@@ -13,23 +25,128 @@ export class TesseraError extends Error {
   }
 }
 
-/** An argument, query or descriptor is malformed or out of range. */
+/**
+ * An argument, query or descriptor is malformed or out of range.
+ *
+ * @example
+ * ```ts
+ * import { InvalidArgument, open } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * try {
+ *   img.scan().level(9);
+ * } catch (e) {
+ *   if (e instanceof InvalidArgument) console.log(e.message); // level 9 does not exist: … has levels 0..2
+ * }
+ * ```
+ */
 export class InvalidArgument extends TesseraError {}
-/** A path, store, array or level does not exist. */
+/**
+ * A path, store, array or level does not exist.
+ *
+ * @example
+ * ```ts
+ * import { NotFound, open } from "@tessera/tessera";
+ * try {
+ *   await open("no/such/store.zarr");
+ * } catch (e) {
+ *   if (e instanceof NotFound) console.log(e.message);
+ * }
+ * ```
+ */
 export class NotFound extends TesseraError {}
-/** A dtype is unknown or cannot be used where it was asked for. */
+/**
+ * A dtype is unknown or cannot be used where it was asked for.
+ *
+ * @example
+ * ```ts
+ * import { DtypeMismatch } from "@tessera/tessera";
+ * const check = (e: unknown) => e instanceof DtypeMismatch ? "wrong element type" : "other";
+ * ```
+ */
 export class DtypeMismatch extends TesseraError {}
-/** Reading or writing a store failed, or its metadata is unusable. */
+/**
+ * Reading or writing a store failed, or its metadata is unusable.
+ *
+ * @example
+ * ```ts
+ * import { StorageError, open } from "@tessera/tessera";
+ * try {
+ *   await open("uses-an-unsupported-codec.zarr");
+ * } catch (e) {
+ *   if (e instanceof StorageError) console.log(e.message); // names the store and the codec
+ * }
+ * ```
+ */
 export class StorageError extends TesseraError {}
-/** Stored bytes are corrupt or inconsistent with their metadata. */
+/**
+ * Stored bytes are corrupt or inconsistent with their metadata.
+ *
+ * @example
+ * ```ts
+ * import { DecodeError, open } from "@tessera/tessera";
+ * using img = await open("maybe-corrupt.zarr");
+ * try {
+ *   await img.scan().collect();
+ * } catch (e) {
+ *   if (e instanceof DecodeError) console.error("corrupt chunk:", e.message);
+ * }
+ * ```
+ */
 export class DecodeError extends TesseraError {}
-/** A request needs more memory than it may use. */
+/**
+ * A request needs more memory than it may use.
+ *
+ * @example
+ * ```ts
+ * import { BudgetExceeded } from "@tessera/tessera";
+ * try {
+ *   // a request whose output cannot be allocated
+ * } catch (e) {
+ *   if (e instanceof BudgetExceeded) console.error("too large:", e.message);
+ * }
+ * ```
+ */
 export class BudgetExceeded extends TesseraError {}
-/** A worker pool cannot make progress with its current settings. */
+/**
+ * A worker pool cannot make progress with its current settings.
+ *
+ * @example
+ * ```ts
+ * import { PoolStarved } from "@tessera/tessera";
+ * const retry = (e: unknown) => e instanceof PoolStarved; // no buffer came free in time
+ * ```
+ */
 export class PoolStarved extends TesseraError {}
-/** A CUDA call failed or no CUDA device is usable. */
+/**
+ * A CUDA call failed or no CUDA device is usable.
+ *
+ * @example
+ * ```ts
+ * import { CudaError, open } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * try {
+ *   await img.scan().collect({ device: "cuda" });
+ * } catch (e) {
+ *   if (e instanceof CudaError) console.log("no GPU path here:", e.message);
+ * }
+ * ```
+ */
 export class CudaError extends TesseraError {}
-/** The object was closed or disposed before the call. */
+/**
+ * The object was closed or disposed before the call.
+ *
+ * @example
+ * ```ts
+ * import { Shutdown, open } from "@tessera/tessera";
+ * const img = await open("data/sample.ome.zarr");
+ * img[Symbol.dispose]();
+ * try {
+ *   await img.scan().collect();
+ * } catch (e) {
+ *   if (e instanceof Shutdown) console.log("image was closed");
+ * }
+ * ```
+ */
 export class Shutdown extends TesseraError {}
 
 /** Maps a native status code to its error class (see rust/src/error.rs). */

@@ -16,13 +16,32 @@ import { encodeDescriptor } from "./zarr/descriptor.ts";
 import { ngffAxesOfLevel, omeAttributes, readLabelNames, readZarrNode } from "./zarr/hierarchy.ts";
 import { type ArrayMetadata, readNode } from "./zarr/metadata.ts";
 
-/** Options of {@link open}. */
+/**
+ * Options of {@link open}.
+ *
+ * @example
+ * ```ts
+ * import type { OpenOptions } from "@tessera/tessera";
+ * import { open } from "@tessera/tessera";
+ * const options: OpenOptions = {};
+ * using img = await open(new URL("file:///data/sample.ome.zarr"), options);
+ * ```
+ */
 export interface OpenOptions {
   /** Reserved for source-specific options; none are needed for local Zarr. */
   readonly [key: string]: never;
 }
 
-/** An opened image: metadata now, pixels through {@link Image.scan}. */
+/**
+ * An opened image: metadata now, pixels through {@link Image.scan}.
+ *
+ * @example
+ * ```ts
+ * import { open } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * console.log(img.axes, img.shape, img.dtype, img.levels.length, img.channels);
+ * ```
+ */
 export class Image implements Disposable {
   /** The path the image was opened from. */
   readonly source: string;
@@ -82,7 +101,11 @@ export class Image implements Disposable {
     return new Query(this);
   }
 
-  /** Metadata of the array behind a level. */
+  /**
+   * Metadata of the array behind a level.
+   * Internal: for tessera's own modules.
+   * @ignore
+   */
   arrayMetadata(level: number): ArrayMetadata {
     return this.#arrays[level];
   }
@@ -92,7 +115,11 @@ export class Image implements Disposable {
     return this.#arrays[level].path;
   }
 
-  /** The native handle of a level's array, opened on first use. */
+  /**
+   * The native handle of a level's array, opened on first use.
+   * Internal: for tessera's own modules.
+   * @ignore
+   */
   nativeArray(level: number): NativeArray {
     if (this.#closed) throw new Shutdown(`image ${this.source} was closed`);
     let handle = this.#handles.get(level);
@@ -140,6 +167,13 @@ export function localPath(source: string | URL): string {
  * (axes from `dimension_names`, or a v2 array's `_ARRAY_DIMENSIONS`
  * attribute, else the image's axes when the array is a level of the NGFF
  * image in its parent folder, else d0, d1, …).
+ *
+ * @example
+ * ```ts
+ * import { open } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * using crop = await img.scan().select({ t: 0, c: 1, z: 16 }).collect();
+ * ```
  */
 export async function open(source: string | URL, _options: OpenOptions = {}): Promise<Image> {
   const path = localPath(source);

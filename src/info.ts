@@ -22,7 +22,17 @@ import type { ArrayMetadata, Codec } from "./zarr/metadata.ts";
 
 export type { Member } from "./zarr/hierarchy.ts";
 
-/** Storage layout of one array. */
+/**
+ * Storage layout of one array.
+ *
+ * @example
+ * ```ts
+ * import { info } from "@tessera/tessera";
+ * const node = await info("data/sample.ome.zarr");
+ * const level0 = node.image?.levels[0]; // a LevelSummary, which extends ArrayInfo
+ * console.log(level0?.chunks, level0?.shards, level0?.codecs); // [1,1,16,128,128] [1,1,32,512,512] ["bytes","zstd"]
+ * ```
+ */
 export interface ArrayInfo {
   /** Array shape. */
   shape: number[];
@@ -52,7 +62,16 @@ export interface ArrayInfo {
   dimensionNames?: (string | null)[];
 }
 
-/** One level of a multiscale image. */
+/**
+ * One level of a multiscale image.
+ *
+ * @example
+ * ```ts
+ * import { info } from "@tessera/tessera";
+ * const { image } = await info("data/sample.ome.zarr");
+ * for (const level of image?.levels ?? []) console.log(level.path, level.shape, level.scale);
+ * ```
+ */
 export interface LevelSummary extends ArrayInfo {
   /** Path of the level's array inside the image group. */
   path: string;
@@ -62,7 +81,16 @@ export interface LevelSummary extends ArrayInfo {
   translation?: number[];
 }
 
-/** An OME-NGFF multiscale image (a label image included). */
+/**
+ * An OME-NGFF multiscale image (a label image included).
+ *
+ * @example
+ * ```ts
+ * import { info } from "@tessera/tessera";
+ * const { image } = await info("data/sample.ome.zarr");
+ * console.log(image?.version, image?.axes.map((a) => a.name), image?.channels?.length);
+ * ```
+ */
 export interface ImageInfo {
   /** NGFF version, e.g. "0.5" or "0.4". */
   version: string;
@@ -78,7 +106,16 @@ export interface ImageInfo {
   imageLabel?: Record<string, unknown>;
 }
 
-/** One well of a plate. */
+/**
+ * One well of a plate.
+ *
+ * @example
+ * ```ts
+ * import { info } from "@tessera/tessera";
+ * const { plate } = await info("plate.ome.zarr");
+ * for (const well of plate?.wells ?? []) console.log(well.path, well.fields);
+ * ```
+ */
 export interface PlateWell {
   /** Path of the well group inside the plate, e.g. "A/1". */
   path: string;
@@ -96,7 +133,16 @@ export interface PlateWell {
   fieldCount: number;
 }
 
-/** An OME-NGFF high-content-screening plate. */
+/**
+ * An OME-NGFF high-content-screening plate.
+ *
+ * @example
+ * ```ts
+ * import { info } from "@tessera/tessera";
+ * const { plate } = await info("plate.ome.zarr");
+ * console.log(plate?.rows, plate?.columns, plate?.wells.length);
+ * ```
+ */
 export interface PlateInfo {
   /** NGFF version, when given. */
   version?: string;
@@ -114,7 +160,16 @@ export interface PlateInfo {
   acquisitions?: { id: number; name?: string; maximumFieldCount?: number }[];
 }
 
-/** An OME-NGFF well. */
+/**
+ * An OME-NGFF well.
+ *
+ * @example
+ * ```ts
+ * import { info } from "@tessera/tessera";
+ * const { well } = await info("plate.ome.zarr/A/1");
+ * console.log(well?.images.map((i) => i.path));
+ * ```
+ */
 export interface WellInfo {
   /** NGFF version, when given. */
   version?: string;
@@ -122,7 +177,16 @@ export interface WellInfo {
   images: { path: string; acquisition?: number }[];
 }
 
-/** What {@link info} reports about a path: plain JSON, no bigints. */
+/**
+ * What {@link info} reports about a path: plain JSON, no bigints.
+ *
+ * @example
+ * ```ts
+ * import { info } from "@tessera/tessera";
+ * const node = await info("data/sample.ome.zarr");
+ * console.log(node.zarrFormat, node.node, node.kind); // 3 "group" "image"
+ * ```
+ */
 export interface NodeInfo {
   /** The local path described. */
   path: string;
@@ -164,6 +228,13 @@ const isObject = (v: unknown): v is Json =>
  * channels and label names; for labels groups their names; for HCS plates
  * the rows, columns and wells with their fields; for wells their fields.
  * Labels and plates are listed here although they cannot be queried yet.
+ *
+ * @example
+ * ```ts
+ * import { info } from "@tessera/tessera";
+ * const node = await info("data/sample.ome.zarr");
+ * if (node.kind === "image") console.log(node.image!.levels.map((l) => l.shape));
+ * ```
  */
 export async function info(source: string | URL): Promise<NodeInfo> {
   const path = localPath(source);

@@ -21,10 +21,29 @@ import type { NativeBuffer } from "./native.ts";
 import { type DimSelection, encodeRequest } from "./request.ts";
 import { contiguousStrides, TensorView } from "./tensor_view.ts";
 
-/** Tile extents by axis name, e.g. `{ y: 256, x: 256 }` (case-insensitive; "h"/"w" alias "y"/"x"). */
+/**
+ * Tile extents by axis name, e.g. `{ y: 256, x: 256 }` (case-insensitive; "h"/"w" alias "y"/"x").
+ *
+ * @example
+ * ```ts
+ * import type { TileShape } from "@tessera/tessera";
+ * const tile: TileShape = { y: 256, x: 256 };
+ * ```
+ */
 export type TileShape = Readonly<Record<string, number>>;
 
-/** Options of {@link Query.tiles}. */
+/**
+ * Options of {@link Query.tiles}.
+ *
+ * @example
+ * ```ts
+ * import type { TileOptions } from "@tessera/tessera";
+ * import { open } from "@tessera/tessera";
+ * const options: TileOptions = { tile: { y: 256, x: 256 }, overlap: { y: 16, x: 16 }, edge: "pad" };
+ * using img = await open("data/sample.ome.zarr");
+ * for await (using tile of img.scan().select({ t: 0, z: 0 }).tiles(options)) console.log(tile.origin);
+ * ```
+ */
 export interface TileOptions {
   /** Tile extent per tiled axis; axes not named stay whole. */
   tile: TileShape;
@@ -40,7 +59,18 @@ export interface TileOptions {
   prefetch?: number;
 }
 
-/** Options of {@link Query.batches}. */
+/**
+ * Options of {@link Query.batches}.
+ *
+ * @example
+ * ```ts
+ * import type { BatchOptions } from "@tessera/tessera";
+ * import { open } from "@tessera/tessera";
+ * const options: BatchOptions = { over: "z", batchSize: 8, shuffle: true, seed: 1, prefetch: 2 };
+ * using img = await open("data/sample.ome.zarr");
+ * for await (using batch of img.scan().select({ t: 0 }).batches(options)) console.log(batch.indices);
+ * ```
+ */
 export interface BatchOptions {
   /** Items per batch (the last batch may be shorter). */
   batchSize: number;
@@ -60,7 +90,18 @@ export interface BatchOptions {
   prefetch?: number;
 }
 
-/** A tile: a view that knows where it lies in the query's output. */
+/**
+ * A tile: a view that knows where it lies in the query's output.
+ *
+ * @example
+ * ```ts
+ * import { open } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * for await (using tile of img.scan().select({ t: 0, z: 0 }).tiles({ tile: { y: 512, x: 512 } })) {
+ *   console.log(tile.origin, tile.shape); // { c: 0, y: 0, x: 0 } [3, 512, 512] …
+ * }
+ * ```
+ */
 export class TileView<D extends DType = DType> extends TensorView<D> {
   /**
    * Where the tile starts, per axis of this view, in the coordinates of the
@@ -81,7 +122,18 @@ export class TileView<D extends DType = DType> extends TensorView<D> {
   }
 }
 
-/** A batch: items stacked along a leading axis "n". */
+/**
+ * A batch: items stacked along a leading axis "n".
+ *
+ * @example
+ * ```ts
+ * import { open } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * for await (using batch of img.scan().select({ t: 0 }).batches({ over: "z", batchSize: 4 })) {
+ *   console.log(batch.layout, batch.shape, batch.indices); // "NCYX" [4, 3, 1024, 1024] [0, 1, 2, 3]
+ * }
+ * ```
+ */
 export class BatchView<D extends DType = DType> extends TensorView<D> {
   /** For each slot of axis "n", the index of the `over` axis, in the query's output coordinates. */
   readonly indices: readonly number[];

@@ -40,7 +40,18 @@ const progressRegistry = new FinalizationRegistry<Deno.PointerObject>((p) =>
   native().tessera_progress_free(p)
 );
 
-/** Counters of a native call; see rust/src/progress.rs. */
+/**
+ * Counters of a native call; see rust/src/progress.rs.
+ *
+ * @example
+ * ```ts
+ * import { open } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * using view = await img.scan().collect({
+ *   onProgress: (c) => console.log(c.outerDone, c.outerTotal, c.bytesRead, c.bytesDecoded),
+ * });
+ * ```
+ */
 export interface Counters {
   /** Outer chunks (shards or plain chunks) the call visits. */
   outerTotal: number;

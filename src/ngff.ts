@@ -8,7 +8,17 @@
 
 import { StorageError } from "./errors.ts";
 
-/** One axis of an NGFF image. */
+/**
+ * One axis of an NGFF image.
+ *
+ * @example
+ * ```ts
+ * import { open } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * const axes = img.axisInfo; // e.g. { name: "z", type: "space", unit: "micrometer" }
+ * console.log(axes.filter((a) => a.type === "space").map((a) => a.name));
+ * ```
+ */
 export interface Axis {
   /** Lower-case name, e.g. "t", "c", "z", "y", "x". */
   name: string;
@@ -18,7 +28,16 @@ export interface Axis {
   unit?: string;
 }
 
-/** One resolution level of a multiscale image. */
+/**
+ * One resolution level of a multiscale image.
+ *
+ * @example
+ * ```ts
+ * import { open } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * for (const level of img.levels) console.log(level.path, level.shape, level.scale);
+ * ```
+ */
 export interface LevelInfo {
   /** Path of the level's array inside the group. */
   path: string;
@@ -30,7 +49,16 @@ export interface LevelInfo {
   translation?: number[];
 }
 
-/** An omero channel. */
+/**
+ * An omero channel.
+ *
+ * @example
+ * ```ts
+ * import { open } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * for (const ch of img.channelInfo ?? []) console.log(ch.name, ch.color, ch.window?.start, ch.window?.end);
+ * ```
+ */
 export interface Channel {
   /** Channel label. */
   name?: string;

@@ -18,7 +18,22 @@ import {
   type ZarrArrayWriter,
 } from "./zarr/create.ts";
 
-/** Options of {@link createOmeZarr}. */
+/**
+ * Options of {@link createOmeZarr}.
+ *
+ * @example
+ * ```ts
+ * import type { OmeZarrOptions } from "@tessera/tessera";
+ * const options: OmeZarrOptions = {
+ *   axes: [{ name: "z", type: "space", unit: "micrometer" }, "y", "x"],
+ *   shape: [32, 512, 512],
+ *   dtype: "uint8",
+ *   chunks: [16, 128, 128],
+ *   shards: [32, 512, 512],
+ *   scale: [2, 0.5, 0.5],
+ * };
+ * ```
+ */
 export interface OmeZarrOptions {
   /** Axes in array order: names ("t", "c", "z", "y", "x") or full axis objects. */
   axes: (string | Axis)[];
@@ -63,7 +78,23 @@ function axisObjects(axes: (string | Axis)[]): Axis[] {
   });
 }
 
-/** An OME-Zarr image being written. */
+/**
+ * An OME-Zarr image being written.
+ *
+ * @example
+ * ```ts
+ * import { createOmeZarr } from "@tessera/tessera";
+ * using writer = await createOmeZarr("image.ome.zarr", {
+ *   axes: ["y", "x"],
+ *   shape: [512, 512],
+ *   dtype: "uint8",
+ *   chunks: [128, 128],
+ *   levels: 2,
+ * });
+ * await writer.writeLevel0(new Uint8Array(512 * 512));
+ * await writer.buildPyramid((level, c) => console.log(level, c.bytesWritten));
+ * ```
+ */
 export class OmeZarrWriter implements Disposable {
   /** Folder of the image. */
   readonly path: string;
@@ -134,6 +165,21 @@ function* product(lists: number[][]): Generator<number[]> {
 /**
  * Creates an OME-NGFF 0.5 image at `path`: the group metadata and one empty
  * array per level ("0", "1", …). Write level 0, then call `buildPyramid()`.
+ *
+ * @example
+ * ```ts
+ * import { createOmeZarr } from "@tessera/tessera";
+ * using writer = await createOmeZarr("image.ome.zarr", {
+ *   axes: ["c", "y", "x"],
+ *   shape: [2, 1024, 1024],
+ *   dtype: "uint16",
+ *   chunks: [1, 256, 256],
+ *   levels: 3,
+ *   channels: [{ name: "DAPI", color: "0000FF" }, { name: "GFP", color: "00FF00" }],
+ * });
+ * await writer.writeLevel0(new Uint16Array(2 * 1024 * 1024));
+ * await writer.buildPyramid();
+ * ```
  */
 export async function createOmeZarr(path: string, options: OmeZarrOptions): Promise<OmeZarrWriter> {
   const axes = axisObjects(options.axes);
@@ -196,7 +242,21 @@ export async function createOmeZarr(path: string, options: OmeZarrOptions): Prom
   return new OmeZarrWriter(path, writers, factors);
 }
 
-/** Writes a whole image in one call: create, write level 0, build the pyramid. */
+/**
+ * Writes a whole image in one call: create, write level 0, build the pyramid.
+ *
+ * @example
+ * ```ts
+ * import { writeOmeZarr } from "@tessera/tessera";
+ * await writeOmeZarr("image.ome.zarr", new Float32Array(256 * 256), {
+ *   axes: ["y", "x"],
+ *   shape: [256, 256],
+ *   dtype: "float32",
+ *   chunks: [128, 128],
+ *   levels: 2,
+ * });
+ * ```
+ */
 export async function writeOmeZarr(
   path: string,
   data: AnyTypedArray,

@@ -7,7 +7,21 @@
 
 import type { Counters } from "./native.ts";
 
-/** Where a progress bar draws: stderr by default. */
+/**
+ * Where a progress bar draws: stderr by default.
+ *
+ * @example
+ * ```ts
+ * import type { ProgressSink } from "@tessera/tessera";
+ * import { ProgressBar } from "@tessera/tessera";
+ * const lines: string[] = [];
+ * const sink: ProgressSink = {
+ *   isTerminal: () => true,
+ *   writeSync: (b) => lines.push(new TextDecoder().decode(b)) && b.length,
+ * };
+ * new ProgressBar("x", { sink }).update(1, 2, 1e6);
+ * ```
+ */
 export interface ProgressSink {
   /** Whether the sink is an interactive terminal. */
   isTerminal(): boolean;
@@ -15,7 +29,17 @@ export interface ProgressSink {
   writeSync(data: Uint8Array): number;
 }
 
-/** Options of {@link ProgressBar}. */
+/**
+ * Options of {@link ProgressBar}.
+ *
+ * @example
+ * ```ts
+ * import type { ProgressBarOptions } from "@tessera/tessera";
+ * import { ProgressBar } from "@tessera/tessera";
+ * const options: ProgressBarOptions = { quiet: false, intervalMs: 250, width: 40 };
+ * const bar = new ProgressBar("work", options);
+ * ```
+ */
 export interface ProgressBarOptions {
   /** Draw nothing at all (the `--quiet` flag). */
   quiet?: boolean;

@@ -22,13 +22,44 @@ import {
   type TileView,
 } from "./iterate.ts";
 
-/** A selection along one axis: an index (drops the axis), `[start, stop]` or `[start, stop, step]`. */
+/**
+ * A selection along one axis: an index (drops the axis), `[start, stop]` or `[start, stop, step]`.
+ *
+ * @example
+ * ```ts
+ * import type { AxisSelection } from "@tessera/tessera";
+ * const index: AxisSelection = 3; // drops the axis
+ * const range: AxisSelection = [0, 512];
+ * const strided: AxisSelection = [0, 1024, 4];
+ * ```
+ */
 export type AxisSelection = number | readonly [number, number] | readonly [number, number, number];
 
-/** Selections by axis name (case-insensitive; "h"/"w" alias "y"/"x"). */
+/**
+ * Selections by axis name (case-insensitive; "h"/"w" alias "y"/"x").
+ *
+ * @example
+ * ```ts
+ * import type { Selection } from "@tessera/tessera";
+ * import { open } from "@tessera/tessera";
+ * const selection: Selection = { t: 0, c: [0, 2], z: 10, y: [0, 512], x: [0, 1024, 2] };
+ * using img = await open("data/sample.ome.zarr");
+ * using view = await img.scan().select(selection).collect();
+ * ```
+ */
 export type Selection = Record<string, AxisSelection>;
 
-/** What a query will read, from {@link Query.explain}. */
+/**
+ * What a query will read, from {@link Query.explain}.
+ *
+ * @example
+ * ```ts
+ * import { open } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * const plan = await img.scan().select({ t: 0, z: [0, 8] }).explain();
+ * console.log(plan.shape, plan.chunksTouched, plan.bytesRead, plan.readOps);
+ * ```
+ */
 export interface Plan {
   /** Level index. */
   level: number;
@@ -58,7 +89,19 @@ export interface Plan {
   bytesDecoded: number;
 }
 
-/** Options of {@link Query.collect}. */
+/**
+ * Options of {@link Query.collect}.
+ *
+ * @example
+ * ```ts
+ * import { open } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * using view = await img.scan().select({ t: 0 }).collect({
+ *   device: "cpu",
+ *   onProgress: (c) => console.log(`${c.outerDone}/${c.outerTotal} shards`),
+ * });
+ * ```
+ */
 export interface CollectOptions {
   /** Where the tensor should live; only "cpu" is available in this version. */
   device?: string;
@@ -75,7 +118,18 @@ interface QueryState {
 
 const ALIASES: Record<string, string> = { h: "y", w: "x" };
 
-/** A lazy query; every method returns a new query. */
+/**
+ * A lazy query; every method returns a new query.
+ *
+ * @example
+ * ```ts
+ * import { open } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * const query = img.scan().level(1).select({ t: 0, z: [4, 12] }).layout("ZCYX").cast("float32");
+ * using view = await query.collect();
+ * console.log(view.layout, view.shape); // "ZCYX" [8, 3, 512, 512]
+ * ```
+ */
 export class Query {
   readonly #image: Image;
   readonly #state: QueryState;

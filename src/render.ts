@@ -11,7 +11,19 @@ import { InvalidArgument } from "./errors.ts";
 import { native } from "./ffi.ts";
 import { check, errorBuffer, NativeBuffer, takePointer } from "./native.ts";
 
-/** Options of {@link TensorView.toPNG} and {@link thumbnail}. */
+/**
+ * Options of {@link TensorView.toPNG} and {@link thumbnail}.
+ *
+ * @example
+ * ```ts
+ * import type { RenderOptions } from "@tessera/tessera";
+ * import { open } from "@tessera/tessera";
+ * const options: RenderOptions = { colors: ["FF00FF", "00FF00", "00FFFF"], windows: [[100, 2000], null, null], maxSize: 256 };
+ * using img = await open("data/sample.ome.zarr");
+ * using plane = await img.scan().select({ t: 0, z: 16 }).collect();
+ * const { png } = await plane.toPNG(options);
+ * ```
+ */
 export interface RenderOptions {
   /** The channel axis; default "c" when the view has one, `null` for none. */
   channelAxis?: string | null;
@@ -25,7 +37,19 @@ export interface RenderOptions {
   maxSize?: number;
 }
 
-/** A rendered PNG. */
+/**
+ * A rendered PNG.
+ *
+ * @example
+ * ```ts
+ * import { open } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * using plane = await img.scan().select({ t: 0, z: 16 }).collect();
+ * const rendered = await plane.toPNG();
+ * console.log(rendered.width, rendered.height, rendered.windows);
+ * await Deno.writeFile("plane.png", rendered.png);
+ * ```
+ */
 export interface RenderedPng {
   /** The PNG file. */
   png: Uint8Array;

@@ -25,10 +25,33 @@ import { NativeBuffer } from "./native.ts";
 import { type RenderedPng, type RenderOptions, renderView } from "./render.ts";
 import { displayView, type MediaBundle } from "./display.ts";
 
-/** Where a view's memory lives. */
+/**
+ * Where a view's memory lives.
+ *
+ * @example
+ * ```ts
+ * import type { Device } from "@tessera/tessera";
+ * import { open } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * using view = await img.scan().select({ t: 0, z: 0 }).collect();
+ * const where: Device = view.device; // "cpu"
+ * ```
+ */
 export type Device = "cpu";
 
-/** A selection of one axis of a view: an index (drops the axis), or `[start, stop, step?]` (Python slice rules, `null` for an open end; a negative step walks backwards). */
+/**
+ * A selection of one axis of a view: an index (drops the axis), or `[start, stop, step?]` (Python slice rules, `null` for an open end; a negative step walks backwards).
+ *
+ * @example
+ * ```ts
+ * import type { ViewSelection } from "@tessera/tessera";
+ * import { open } from "@tessera/tessera";
+ * const reversed: ViewSelection = [null, null, -1];
+ * using img = await open("data/sample.ome.zarr");
+ * using plane = await img.scan().select({ t: 0, z: 0 }).collect();
+ * using flipped = plane.select({ x: reversed, c: 0 });
+ * ```
+ */
 export type ViewSelection =
   | number
   | readonly [number | null, number | null]
@@ -38,7 +61,19 @@ export type ViewSelection =
     number,
   ];
 
-/** Options of {@link TensorView.toDLPack}. */
+/**
+ * Options of {@link TensorView.toDLPack}.
+ *
+ * @example
+ * ```ts
+ * import type { DLPackOptions } from "@tessera/tessera";
+ * import { open } from "@tessera/tessera";
+ * const options: DLPackOptions = { versioned: true, readOnly: true };
+ * using img = await open("data/sample.ome.zarr");
+ * using view = await img.scan().select({ t: 0, z: 0 }).collect();
+ * const capsule = view.toDLPack(options);
+ * ```
+ */
 export interface DLPackOptions {
   /** Export `DLManagedTensorVersioned` (DLPack ≥ 1.0, default) or the legacy `DLManagedTensor`. */
   versioned?: boolean;
@@ -90,6 +125,16 @@ function sliceAxis(
  * A tensor: dtype, shape and strides (in elements) over native memory.
  * Disposing a view releases its reference; the memory is freed with the
  * last one (other views, DLPack consumers).
+ *
+ * @example
+ * ```ts
+ * import { open } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * using view = await img.scan().select({ t: 0, z: 5 }).collect();
+ * using yxc = view.withLayout("YXC"); // zero copy
+ * console.log(yxc.shape, yxc.strides, yxc.isContiguous()); // [1024, 1024, 3] [1024, 1, 1048576] false
+ * const pixels = view.data(); // Uint16Array over native memory
+ * ```
  */
 export class TensorView<D extends DType = DType> implements Disposable {
   /** Element type. */
@@ -330,6 +375,8 @@ export class TensorView<D extends DType = DType> implements Disposable {
    *
    * @example
    * ```ts
+   * import { open } from "@tessera/tessera";
+   * using img = await open("data/sample.ome.zarr");
    * using plane = await img.scan().select({ t: 0, z: 5 }).collect(); // CYX
    * const { png, windows } = await plane.toPNG({ colors: ["0000FF", "00FF00", "FF0000"] });
    * await Deno.writeFile("plane.png", png);
@@ -362,6 +409,16 @@ function defaultAxes(n: number): string[] {
  * Imports another producer's DLPack managed tensor as a view (zero copy).
  * Ownership passes to the view: the producer's deleter runs once, when the
  * view and every view derived from it are disposed (or collected).
+ *
+ * @example
+ * ```ts
+ * import { open } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * using view = await img.scan().select({ t: 0, z: 0 }).collect();
+ * const capsule = view.toDLPack(); // a DLManagedTensorVersioned*
+ * using back = fromDLPack(capsule, { axes: ["c", "y", "x"] });
+ * console.log(back.address === view.address); // true: zero copy
+ * ```
  */
 export function fromDLPack(
   managed: Deno.PointerObject,

@@ -9,7 +9,18 @@ import type { Image } from "./image.ts";
 import { DEFAULT_COLORS, type RenderedPng, type RenderOptions } from "./render.ts";
 import type { Selection } from "./query.ts";
 
-/** Options of {@link thumbnail}. */
+/**
+ * Options of {@link thumbnail}.
+ *
+ * @example
+ * ```ts
+ * import type { ThumbnailOptions } from "@tessera/tessera";
+ * import { open, thumbnail } from "@tessera/tessera";
+ * const options: ThumbnailOptions = { maxSize: 256, t: 1, z: "max", channels: [0, 2] };
+ * using img = await open("data/sample.ome.zarr");
+ * const { png } = await thumbnail(img, options);
+ * ```
+ */
 export interface ThumbnailOptions extends Pick<RenderOptions, "percentiles" | "windows"> {
   /** Longest side in pixels (default 512). */
   maxSize?: number;
@@ -43,7 +54,7 @@ export function thumbnailLevel(image: Image, maxSize: number): number {
  *
  * @example
  * ```ts
- * import { open, thumbnail } from "./mod.ts";
+ * import { open, thumbnail } from "@tessera/tessera";
  * using img = await open("data/sample.ome.zarr");
  * const { png, width, height } = await thumbnail(img, { maxSize: 256, z: "max" });
  * await Deno.writeFile("thumb.png", png);

@@ -12,7 +12,21 @@ import { type Counters, NativeArray, withProgress } from "../native.ts";
 import { encodeDescriptor } from "./descriptor.ts";
 import { type ArrayMetadata, parseNode } from "./metadata.ts";
 
-/** Options of {@link createArray}. */
+/**
+ * Options of {@link createArray}.
+ *
+ * @example
+ * ```ts
+ * import type { CreateArrayOptions } from "@tessera/tessera";
+ * const options: CreateArrayOptions = {
+ *   shape: [1000, 1000],
+ *   dtype: "float32",
+ *   chunks: [256, 256],
+ *   fillValue: Number.NaN,
+ *   zstdLevel: 5,
+ * };
+ * ```
+ */
 export interface CreateArrayOptions {
   /** Array shape. */
   shape: number[];
@@ -36,7 +50,18 @@ export interface CreateArrayOptions {
   overwrite?: boolean;
 }
 
-/** Options of {@link ZarrArrayWriter.write}. */
+/**
+ * Options of {@link ZarrArrayWriter.write}.
+ *
+ * @example
+ * ```ts
+ * import { createArray } from "@tessera/tessera";
+ * using writer = await createArray("out.zarr", { shape: [256, 256], dtype: "uint8", chunks: [64, 64] });
+ * await writer.write(new Uint8Array(256 * 256), [0, 0], [256, 256], {
+ *   onProgress: (c) => console.log(c.bytesWritten),
+ * });
+ * ```
+ */
 export interface WriteOptions {
   /** Called with progress counters while writing, and once at the end. */
   onProgress?: (counters: Counters) => void;
@@ -121,9 +146,22 @@ export function arrayJson(options: CreateArrayOptions): Record<string, unknown> 
   };
 }
 
-/** A Zarr array open for writing. */
+/**
+ * A Zarr array open for writing.
+ *
+ * @example
+ * ```ts
+ * import { createArray } from "@tessera/tessera";
+ * using writer = await createArray("out.zarr", { shape: [128, 128], dtype: "int16", chunks: [64, 64] });
+ * await writer.write(new Int16Array(64 * 128), [64, 0], [64, 128]); // the lower half
+ * ```
+ */
 export class ZarrArrayWriter implements Disposable {
-  /** Validated metadata of the array. */
+  /**
+   * Validated metadata of the array.
+   * Internal: for tessera's own modules.
+   * @ignore
+   */
   readonly metadata: ArrayMetadata;
   #native: NativeArray;
 
@@ -133,7 +171,11 @@ export class ZarrArrayWriter implements Disposable {
     this.#native = new NativeArray(metadata.path, encodeDescriptor(metadata), metadata.fill);
   }
 
-  /** The native handle (for reading back what was written). */
+  /**
+   * The native handle (for reading back what was written).
+   * Internal: for tessera's own modules.
+   * @ignore
+   */
   get native(): NativeArray {
     return this.#native;
   }
@@ -172,6 +214,19 @@ export class ZarrArrayWriter implements Disposable {
 /**
  * Creates a Zarr v3 array at `path` and returns a writer for it. An
  * existing path is an error unless `overwrite` is set and it is a Zarr node.
+ *
+ * @example
+ * ```ts
+ * import { createArray } from "@tessera/tessera";
+ * using writer = await createArray("out.zarr", {
+ *   shape: [64, 512, 512],
+ *   dtype: "uint16",
+ *   chunks: [16, 128, 128],
+ *   shards: [64, 512, 512],
+ *   dimensionNames: ["z", "y", "x"],
+ * });
+ * await writer.write(new Uint16Array(64 * 512 * 512));
+ * ```
  */
 export async function createArray(
   path: string,

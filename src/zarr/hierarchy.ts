@@ -64,7 +64,16 @@ export function omeAttributes(attributes: Record<string, unknown>): Record<strin
   return isObject(attributes.ome) ? attributes.ome : attributes;
 }
 
-/** A direct member of a group. */
+/**
+ * A direct member of a group.
+ *
+ * @example
+ * ```ts
+ * import { info } from "@tessera/tessera";
+ * const node = await info("some/group.zarr");
+ * for (const m of node.members ?? []) console.log(m.name, m.kind);
+ * ```
+ */
 export interface Member {
   /** Folder name inside the group. */
   name: string;
