@@ -3,7 +3,7 @@
  * sample OME-Zarr if missing, then runs a few queries and reports what was
  * read and how fast.
  *
- *     deno task demo [--small]
+ *     deno task demo [--small] [--quiet]
  * @module
  */
 
@@ -14,14 +14,17 @@ import { rng } from "./synth.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { small: { type: "boolean", default: false } },
+  options: {
+    small: { type: "boolean", default: false },
+    quiet: { type: "boolean", default: false },
+  },
 });
 const layout = values.small ? SMALL_SAMPLE : SAMPLE;
 const path = values.small ? "data/sample-small.ome.zarr" : "data/sample.ome.zarr";
 const marker = `${path}.complete`;
 
 await ensureNativeLibrary();
-const { open } = await import("../mod.ts");
+const { open, ProgressBar } = await import("../mod.ts");
 
 const markerText = JSON.stringify(layout);
 const ready = await Deno.readTextFile(marker).then((t) => t === markerText, () => false);
@@ -30,7 +33,7 @@ if (!ready) {
     `writing sample ${path} (shape ${layout.shape.join("×")}, uint16, sharded zstd, 3 levels) …`,
   );
   await Deno.remove(marker).catch(() => {});
-  await makeSample(path, layout, true);
+  await makeSample(path, layout, true, values.quiet);
   await Deno.writeTextFile(marker, markerText);
 }
 
@@ -83,21 +86,15 @@ let started = performance.now();
 
 started = performance.now();
 {
-  const live = Deno.stdout.isTerminal();
-  using view = await img.scan().select({ t: 0 }).collect({
-    onProgress: (c) => {
-      if (live) {
-        Deno.stdout.writeSync(
-          new TextEncoder().encode(`\r  whole timepoint: ${c.outerDone}/${c.outerTotal} shards`),
-        );
-      }
-    },
-  });
+  // A whole-timepoint read takes a while: a progress bar (bytes/s, ETA) on a terminal.
+  const bar = new ProgressBar("  whole timepoint", { quiet: values.quiet });
+  using view = await img.scan().select({ t: 0 }).collect({ onProgress: bar.counters() });
+  bar.done();
   const ms = performance.now() - started;
   console.log(
-    `${live ? "\r\x1b[2K" : ""}  whole timepoint 0: ${view.shape.join("×")} ${view.dtype} (${
-      mb(view.byteLength)
-    } MB) in ${ms.toFixed(0)} ms ` +
+    `  whole timepoint 0: ${view.shape.join("×")} ${view.dtype} (${mb(view.byteLength)} MB) in ${
+      ms.toFixed(0)
+    } ms ` +
       `(${gb(view.byteLength, ms)} GB/s)`,
   );
 }
