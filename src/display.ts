@@ -5,6 +5,7 @@
  * @module
  */
 
+import { InvalidArgument } from "./errors.ts";
 import type { Image } from "./image.ts";
 import { arrayInfo } from "./info.ts";
 import type { Plan, Query } from "./query.ts";
@@ -120,7 +121,17 @@ function plainText(rows: [string, string][], title: string): string {
 /** The display of an image: a metadata table beside a composite thumbnail. */
 export async function displayImage(image: Image): Promise<MediaBundle> {
   const rows = imageRows(image);
-  const rendered = await thumbnail(image, { maxSize: 256 });
+  let rendered: RenderedPng;
+  try {
+    rendered = await thumbnail(image, { maxSize: 256, maxReadBytes: 256 << 20 });
+  } catch (e) {
+    if (!(e instanceof InvalidArgument)) throw e;
+    rows.push(["thumbnail", `none: ${escapeHtml(e.message)}`]);
+    return {
+      "text/plain": plainText(rows, "tessera Image"),
+      "text/html": table(rows, "tessera Image"),
+    };
+  }
   const png = encodeBase64(rendered.png);
   return {
     "text/plain": plainText(rows, "tessera Image"),
@@ -179,8 +190,8 @@ export async function displayQuery(query: Query): Promise<MediaBundle> {
 /** Whether a view can be drawn: 2-D or 3-D after dropping size-1 axes, or 4-D with channels. */
 function drawable(view: TensorView): boolean {
   const axes = view.axes.filter((_, i) => view.shape[i] > 1);
-  return view.device === "cpu" && view.size > 0 && view.dtype !== "bfloat16" &&
-    view.shape.length >= 2 && (axes.length <= 3 || (axes.length === 4 && axes.includes("c")));
+  return view.device === "cpu" && view.size > 0 && view.shape.length >= 2 &&
+    (axes.length <= 3 || (axes.length === 4 && axes.includes("c")));
 }
 
 /** The display of a view: shape, dtype, layout and, for 2-D/3-D data, a PNG (max projection for 3-D). */

@@ -33,7 +33,7 @@ export interface RenderOptions {
   windows?: readonly (readonly [number, number] | null)[];
   /** Percentiles (0–100) of each projected channel that map to black and full color (default [0.5, 99.5]). */
   percentiles?: readonly [number, number];
-  /** Longest side of the PNG in pixels (default 512); rows and columns are sampled to fit. */
+  /** Longest side of the PNG in pixels (default 512, at most 4096); rows and columns are sampled to fit. */
   maxSize?: number;
 }
 
@@ -111,8 +111,8 @@ export async function renderView(
   if (nc > 64) throw new InvalidArgument(`${where}: ${nc} channels (at most 64 can be composited)`);
   const colors = options.colors ?? (nc === 1 ? ["FFFFFF"] : DEFAULT_COLORS);
   const maxSize = options.maxSize ?? 512;
-  if (!Number.isInteger(maxSize) || maxSize < 1 || maxSize > 16384) {
-    throw new InvalidArgument(`${where}: maxSize ${maxSize} must be an integer in 1..16384`);
+  if (!Number.isInteger(maxSize) || maxSize < 1 || maxSize > 4096) {
+    throw new InvalidArgument(`${where}: maxSize ${maxSize} must be an integer in 1..4096`);
   }
   const [pLo, pHi] = options.percentiles ?? [0.5, 99.5];
   if (!(pLo >= 0 && pLo < pHi && pHi <= 100)) {

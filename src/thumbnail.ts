@@ -4,6 +4,7 @@
  * @module
  */
 
+import { dtypeSize } from "./dtype.ts";
 import { InvalidArgument } from "./errors.ts";
 import type { Image } from "./image.ts";
 import { DEFAULT_COLORS, type RenderedPng, type RenderOptions } from "./render.ts";
@@ -34,6 +35,8 @@ export interface ThumbnailOptions extends Pick<RenderOptions, "percentiles" | "w
   channels?: readonly number[];
   /** Colors per composited channel ("RRGGBB"); default the omero colors, else red, green, blue, … */
   colors?: readonly string[];
+  /** Refuse ({@link InvalidArgument}) to read more than this many bytes (default 1 GiB). */
+  maxReadBytes?: number;
 }
 
 /** Picks the coarsest level whose y and x still reach `maxSize` pixels on the longer side. */
@@ -85,6 +88,28 @@ export async function thumbnail(
   const colorOf = (i: number) =>
     colors?.[i] ?? image.channelInfo?.[channels[i]]?.color ??
       (channels.length === 1 ? "FFFFFF" : DEFAULT_COLORS[i % DEFAULT_COLORS.length]);
+  if (hasC) {
+    for (const c of channels) {
+      if (!Number.isInteger(c) || c < 0 || c >= size("c")) {
+        throw new InvalidArgument(
+          `thumbnail of ${image.source}: channel ${c} is outside 0..${size("c") - 1}`,
+        );
+      }
+    }
+    // One read of the channel range; channels in it that were not chosen are drawn black.
+    selection.c = [Math.min(...channels), Math.max(...channels) + 1];
+  }
+  const bytes = image.axes.reduce((n, axis, d) => {
+    const s = selection[axis];
+    return n * (s === undefined ? shape[d] : typeof s === "number" ? 1 : s[1] - s[0]);
+  }, dtypeSize(image.dtype));
+  const limit = options.maxReadBytes ?? 2 ** 30;
+  if (bytes > limit) {
+    throw new InvalidArgument(
+      `thumbnail of ${image.source} would read ${bytes} bytes from level ${level} ` +
+        `(maxReadBytes ${limit}); choose a coarser level, one z plane or fewer channels`,
+    );
+  }
   if (!hasC) {
     using plane = await image.scan().level(level).select(selection).collect();
     return await plane.toPNG({
@@ -95,16 +120,7 @@ export async function thumbnail(
       ...(options.percentiles ? { percentiles: options.percentiles } : {}),
     });
   }
-  for (const c of channels) {
-    if (!Number.isInteger(c) || c < 0 || c >= size("c")) {
-      throw new InvalidArgument(
-        `thumbnail of ${image.source}: channel ${c} is outside 0..${size("c") - 1}`,
-      );
-    }
-  }
-  // One read of the channel range; channels in it that were not chosen are drawn black.
-  const lo = Math.min(...channels), hi = Math.max(...channels) + 1;
-  selection.c = [lo, hi];
+  const [lo, hi] = selection.c as [number, number];
   using stack = await image.scan().level(level).select(selection).collect();
   const inRange = Array.from({ length: hi - lo }, (_, k) => channels.indexOf(lo + k));
   const rendered = await stack.toPNG({

@@ -1,6 +1,7 @@
 /**
  * examples/quickstart.ipynb run headless on the Deno Jupyter kernel
- * (`deno jupyter --install` + nbclient): every cell runs without error and
+ * (`deno jupyter --install` + jupyter_client, tests/interop/run_notebook.py):
+ * every cell replies "ok" without an error output and
  * the displays hold text/html and image/png; the image's thumbnail is
  * checked against numpy + Pillow and kept as docs/notebook-thumbnail.png.
  */
@@ -15,6 +16,7 @@ const KERNEL = "tessera-deno";
 
 interface CellReport {
   execution_count: number | null;
+  status: string;
   output_types: string[];
   mime: string[];
   errors: string[];
@@ -51,7 +53,10 @@ Deno.test("examples/quickstart.ipynb runs on the Deno kernel with HTML and PNG d
   assert.equal(report.failure, null);
   const cells = report.cells;
   assert.deepEqual(cells.map((c) => c.execution_count), cells.map((_, i) => i + 1));
-  for (const c of cells) assert.deepEqual(c.errors, []);
+  for (const c of cells) {
+    assert.equal(c.status, "ok");
+    assert.deepEqual(c.errors, []);
+  }
   const [image, plan, plane, stack, batches, dlpack] = cells;
   for (const shown of [image, plane, stack]) {
     assert.deepEqual(shown.mime, ["image/png", "text/html", "text/plain"]);

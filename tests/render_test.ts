@@ -137,6 +137,10 @@ Deno.test("toPNG and thumbnail: bad options are InvalidArgument errors naming th
     [() => row.toPNG(), /at least 2 axes/],
     [() => thumbnail(img, { channels: [5] }), /channel 5 is outside 0..3/],
     [() => thumbnail(img, { level: 3 }), /level 3 does not exist/],
+    [
+      () => thumbnail(img, { maxReadBytes: 100 }),
+      /would read 256 bytes from level 0 \(maxReadBytes 100\)/,
+    ],
   ];
   for (const [call, message] of cases) {
     await assert.rejects(

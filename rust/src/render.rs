@@ -39,8 +39,8 @@ pub struct RenderParams {
     pub channels: Vec<ChannelStyle>,
 }
 
-/// Largest `max_side` accepted (a 16384² RGB image is 768 MiB).
-pub const MAX_SIDE: usize = 16384;
+/// Largest `max_side` accepted (a 4096² image needs 512 MiB of working memory).
+pub const MAX_SIDE: usize = 4096;
 
 impl RenderParams {
     /// Decodes `[max_side, p_lo, p_hi, c_axis (-1: none), y_axis, x_axis,
@@ -149,29 +149,25 @@ pub fn render_png(
     let step = ny.max(nx).div_ceil(params.max_side);
     let (height, width) = (ny.div_ceil(step), nx.div_ceil(step));
     let projected = projection_offsets(layout, params)?;
-    let planes: Vec<Vec<f64>> = crate::pool().install(|| {
-        (0..nc)
-            .into_par_iter()
-            .map(|c| {
-                let base = layout.offset + params.channel_axis.map_or(0, |a| c as i64 * layout.strides[a]);
-                with_dtype!(layout.dtype, T => {
-                    // SAFETY: every offset lies inside `src` (checked above).
-                    unsafe { project::<T>(src.as_ptr(), base, &projected, layout, params, step, (height, width)) }
-                })
-            })
-            .collect()
-    });
+    // One channel at a time (rows in parallel): memory stays at one plane and the RGB sum.
     let mut rgb = vec![0f64; height * width * 3];
     let mut windows = Vec::with_capacity(nc);
-    for (plane, style) in planes.iter().zip(&params.channels) {
-        let (lo, hi) = style.window.unwrap_or_else(|| {
-            (
-                percentile(plane, params.percentiles.0),
-                percentile(plane, params.percentiles.1),
-            )
+    for (c, style) in params.channels.iter().enumerate() {
+        let base = layout.offset
+            + params
+                .channel_axis
+                .map_or(0, |a| c as i64 * layout.strides[a]);
+        let plane = crate::pool().install(|| {
+            with_dtype!(layout.dtype, T => {
+                // SAFETY: every offset lies inside `src` (checked above).
+                unsafe { project::<T>(src.as_ptr(), base, &projected, layout, params, step, (height, width)) }
+            })
         });
+        let (lo, hi) = style
+            .window
+            .unwrap_or_else(|| percentiles(&plane, params.percentiles));
         windows.push((lo, hi));
-        for (px, &v) in rgb.chunks_exact_mut(3).zip(plane) {
+        for (px, &v) in rgb.chunks_exact_mut(3).zip(&plane) {
             let level = scale(v, lo, hi);
             for (out, weight) in px.iter_mut().zip(style.color) {
                 *out += level * weight;
@@ -251,18 +247,21 @@ where
     plane
 }
 
-/// The `p`-th percentile of the finite values, with linear interpolation
-/// between neighbours (numpy's default); 0 when there is none.
-pub fn percentile(values: &[f64], p: f64) -> f64 {
+/// Two percentiles (0..=100) of the finite values, with linear interpolation
+/// between neighbours (numpy's default); 0 when there is no finite value.
+pub fn percentiles(values: &[f64], (p, q): (f64, f64)) -> (f64, f64) {
     let mut finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
     if finite.is_empty() {
-        return 0.0;
+        return (0.0, 0.0);
     }
     finite.sort_unstable_by(f64::total_cmp);
-    let pos = p / 100.0 * (finite.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = (lo + 1).min(finite.len() - 1);
-    finite[lo] + (pos - lo as f64) * (finite[hi] - finite[lo])
+    let at = |p: f64| {
+        let pos = p / 100.0 * (finite.len() - 1) as f64;
+        let lo = pos.floor() as usize;
+        let hi = (lo + 1).min(finite.len() - 1);
+        finite[lo] + (pos - lo as f64) * (finite[hi] - finite[lo])
+    };
+    (at(p), at(q))
 }
 
 /// `v` mapped from the window to 0..=1 (a window with `hi ≤ lo` is a step at `lo`).
@@ -309,10 +308,11 @@ mod tests {
     #[test]
     fn percentiles_interpolate_like_numpy() {
         let v = [4.0, 1.0, 3.0, 2.0, f64::NAN];
-        assert_eq!(percentile(&v, 0.0), 1.0);
-        assert_eq!(percentile(&v, 100.0), 4.0);
-        assert_eq!(percentile(&v, 50.0), 2.5);
-        assert!((percentile(&v, 10.0) - 1.3).abs() < 1e-12);
+        assert_eq!(percentiles(&v, (0.0, 100.0)), (1.0, 4.0));
+        let (median, tenth) = percentiles(&v, (50.0, 10.0));
+        assert_eq!(median, 2.5);
+        assert!((tenth - 1.3).abs() < 1e-12);
+        assert_eq!(percentiles(&[f64::NAN], (1.0, 99.0)), (0.0, 0.0));
     }
 
     #[test]
