@@ -112,6 +112,10 @@ export async function buildExecutable(
   await Deno.remove(target, { recursive: true }).catch(() => {});
   await Deno.remove(join(out, runtimeDir), { recursive: true }).catch(() => {});
   const denort = options.portable ? undefined : await findDenort();
+  const fromEnv = Deno.env.get("DENORT_BIN");
+  if (!options.portable && fromEnv && denort?.from !== "env") {
+    console.error(`DENORT_BIN=${fromEnv} is not a file; ignored`);
+  }
   if (denort) {
     console.error(`denort found (${denort.from}): ${denort.path}`);
     await run(
@@ -124,7 +128,7 @@ export async function buildExecutable(
   console.error(
     options.portable
       ? "building the portable folder (--portable)"
-      : `no denort ${Deno.version.deno} for ${Deno.build.target} (DENORT_BIN unset, none in Deno's cache, ` +
+      : `no denort ${Deno.version.deno} for ${Deno.build.target} (no usable DENORT_BIN, none in Deno's cache, ` +
         "and deno compile cannot download it here): building the portable folder",
   );
   const rt = join(out, runtimeDir);
