@@ -73,7 +73,12 @@ export function launcherScript(runtimeDir: string): string {
   return `#!/bin/sh
 # tessera (portable build): runs the bundled program with the Deno binary in
 # ${runtimeDir}/, which also holds the native library (found next to that binary).
-here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd -P)
+self=$0
+while [ -h "$self" ]; do # follow symlinks (e.g. one in ~/.local/bin) to the real launcher
+  link=$(readlink "$self")
+  case $link in /*) self=$link ;; *) self=$(dirname -- "$self")/$link ;; esac
+done
+here=$(CDPATH= cd -- "$(dirname -- "$self")" && pwd -P)
 rt="$here/${runtimeDir}"
 DENO_NO_UPDATE_CHECK=1 exec "$rt/deno" run --quiet --no-config --no-lock ${
     PERMISSIONS.join(" ")

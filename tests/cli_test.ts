@@ -223,6 +223,15 @@ Deno.test("dist/tessera exit codes: 2 for bad command lines, 1 for bad input, er
     assert.match(run.stderr, message, args.join(" "));
     assert.equal(run.stdout, "", args.join(" "));
   }
+  // Through a symlink elsewhere (as when linked into ~/.local/bin), the launcher still finds its runtime.
+  await Deno.symlink(EXE, join(cwd, "tessera-link"));
+  const linked = await new Deno.Command(join(cwd, "tessera-link"), {
+    args: ["info", sample],
+    stdout: "piped",
+  })
+    .output();
+  assert.ok(linked.success);
+  assert.match(new TextDecoder().decode(linked.stdout), /OME-NGFF 0\.5 image/);
   for (const command of ["info", "preview", "convert", "bench"]) {
     const run = await tessera([command, "--help"], cwd);
     assert.equal(run.code, 0);
