@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { dtypeSize } from "./dtype.ts";
 import { InvalidArgument, NotFound, Shutdown } from "./errors.ts";
 import { type Image, localPath, open } from "./image.ts";
-import { arrayInfo, info } from "./info.ts";
+import { arrayInfo, type ImageInfo, info } from "./info.ts";
 import { createArray, prepareTarget } from "./zarr/create.ts";
 
 /**
@@ -65,7 +65,7 @@ export interface ConvertOptions {
  * import { convert } from "@tessera/tessera";
  * const result = await convert("v04.ome.zarr", "v05.ome.zarr");
  * for (const level of result.levels) console.log(level.path, level.shards);
- * console.log(result.notes); // e.g. label images that were not converted
+ * console.log(result.labels); // label images converted with it
  * ```
  */
 export interface ConvertResult {
@@ -77,9 +77,11 @@ export interface ConvertResult {
   target: string;
   /** Bytes of pixels copied. */
   bytes: number;
-  /** Per level: path, shape, chunk and shard shape of the output. */
+  /** Per level of the image: path, shape, chunk and shard shape of the output. */
   levels: { path: string; shape: number[]; chunks: number[]; shards: number[] }[];
-  /** What the source held that the target does not (e.g. label images). */
+  /** Label images converted with it (under `labels/`). */
+  labels: string[];
+  /** What the source held that the target does not, when anything. */
   notes: string[];
 }
 
@@ -187,54 +189,98 @@ export const omeZarrToSharded: Converter = {
     if (dst === described.path) {
       throw new InvalidArgument(`convert: ${dst} is both source and target`);
     }
-    using image = await open(described.path);
-    await prepareTarget(dst, options.overwrite ?? false);
-    const result = await copyLevels(image, dst, options);
-    const ngff = described.image;
-    const axes = ngff.axes;
-    const datasets = ngff.levels.map((l, i) => ({
-      path: String(i),
-      coordinateTransformations: [
-        { type: "scale", scale: l.scale },
-        ...(l.translation ? [{ type: "translation", translation: l.translation }] : []),
-      ],
-    }));
-    const ome = {
-      version: "0.5",
-      multiscales: [{ ...(ngff.name !== undefined ? { name: ngff.name } : {}), axes, datasets }],
-      ...(ngff.channels
-        ? {
-          omero: {
-            channels: ngff.channels.map((c) => ({
-              ...(c.name !== undefined ? { label: c.name } : {}),
-              ...(c.color ? { color: c.color } : {}),
-              ...(c.window ? { window: c.window } : {}),
-              active: true,
-            })),
-          },
-        }
-        : {}),
+    // The image, then its label images (each an NGFF image of its own) under labels/.
+    const labels = described.labels ?? [];
+    const jobs = [{ node: described, dst }];
+    for (const name of labels) {
+      const node = await info(join(described.path, "labels", name));
+      if (node.kind !== "image") {
+        throw new InvalidArgument(`${node.path}: label "${name}" is not an OME-NGFF image`);
+      }
+      jobs.push({ node, dst: join(dst, "labels", name) });
+    }
+    const progress: ConvertProgress = {
+      bytesDone: 0,
+      bytesTotal: jobs.reduce(
+        (sum, { node }) =>
+          sum + node.image!.levels.reduce(
+            (a, l) => a + l.shape.reduce((x, y) => x * y, dtypeSize(l.dtype)),
+            0,
+          ),
+        0,
+      ),
     };
-    await Deno.writeTextFile(
-      join(dst, "zarr.json"),
-      JSON.stringify({ zarr_format: 3, node_type: "group", attributes: { ome } }, null, 2),
-    );
-    const notes = described.labels?.length
-      ? [`label images not converted: ${described.labels.join(", ")}`]
-      : [];
-    return { converter: this.name, source: described.path, target: dst, ...result, notes };
+    await prepareTarget(dst, options.overwrite ?? false);
+    let levels: ConvertResult["levels"] = [];
+    for (const [i, job] of jobs.entries()) {
+      using image = await open(job.node.path);
+      const copied = await copyLevels(image, job.dst, options, progress);
+      if (i === 0) levels = copied;
+      await writeImageGroup(job.dst, job.node.image!);
+    }
+    if (labels.length > 0) await writeGroup(join(dst, "labels"), { version: "0.5", labels });
+    return {
+      converter: this.name,
+      source: described.path,
+      target: dst,
+      bytes: progress.bytesDone,
+      levels,
+      labels,
+      notes: [],
+    };
   },
 };
+
+/** Writes a Zarr v3 group's `zarr.json` with `attributes.ome`. */
+async function writeGroup(path: string, ome: Record<string, unknown>): Promise<void> {
+  await Deno.mkdir(path, { recursive: true });
+  await Deno.writeTextFile(
+    join(path, "zarr.json"),
+    JSON.stringify({ zarr_format: 3, node_type: "group", attributes: { ome } }, null, 2),
+  );
+}
+
+/** The NGFF 0.5 group metadata of a converted image: levels "0", "1", …, same axes, scales, channels. */
+async function writeImageGroup(path: string, ngff: ImageInfo): Promise<void> {
+  const datasets = ngff.levels.map((l, i) => ({
+    path: String(i),
+    coordinateTransformations: [
+      { type: "scale", scale: l.scale },
+      ...(l.translation ? [{ type: "translation", translation: l.translation }] : []),
+    ],
+  }));
+  await writeGroup(path, {
+    version: "0.5",
+    multiscales: [{
+      ...(ngff.name !== undefined ? { name: ngff.name } : {}),
+      axes: ngff.axes,
+      datasets,
+    }],
+    ...(ngff.channels
+      ? {
+        omero: {
+          channels: ngff.channels.map((c) => ({
+            ...(c.name !== undefined ? { label: c.name } : {}),
+            ...(c.color ? { color: c.color } : {}),
+            ...(c.window ? { window: c.window } : {}),
+            active: true,
+          })),
+        },
+      }
+      : {}),
+    // NGFF 0.4 kept a version inside image-label; 0.5 has it once, above.
+    ...(ngff.imageLabel ? { "image-label": { ...ngff.imageLabel, version: undefined } } : {}),
+  });
+}
 
 /** Copies every level of `image` into sharded v3 arrays "0", "1", … under `dst`. */
 async function copyLevels(
   image: Image,
   dst: string,
   options: ConvertOptions,
-): Promise<Pick<ConvertResult, "bytes" | "levels">> {
+  progress: ConvertProgress,
+): Promise<ConvertResult["levels"]> {
   const item = dtypeSize(image.dtype);
-  const bytesTotal = image.levels.reduce((a, l) => a + l.shape.reduce((x, y) => x * y, item), 0);
-  let bytesDone = 0;
   const levels: ConvertResult["levels"] = [];
   for (let i = 0; i < image.levels.length; i++) {
     const meta = arrayInfo(image.arrayMetadata(i));
@@ -266,12 +312,12 @@ async function copyLevels(
       // No axis is a single index, so the output keeps the store's axis order.
       using box = await image.scan().level(i).select(selection).collect();
       await writer.write(box.data(), origin, count);
-      bytesDone += box.byteLength;
-      options.onProgress?.({ bytesDone, bytesTotal });
+      progress.bytesDone += box.byteLength;
+      options.onProgress?.({ ...progress });
     }
     levels.push({ path: String(i), shape, chunks, shards });
   }
-  return { bytes: bytesDone, levels };
+  return levels;
 }
 
 /**

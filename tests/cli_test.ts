@@ -146,6 +146,17 @@ for s, d in zip(src_attrs["multiscales"][0]["datasets"], ome["multiscales"][0]["
                           "chunks": list(b.chunks), "scale": d["coordinateTransformations"][0]["scale"]})
 out["src_scales"] = [d["coordinateTransformations"][0]["scale"] for d in src_attrs["multiscales"][0]["datasets"]]
 out["channels"] = [c.get("label") for c in ome.get("omero", {}).get("channels", [])]
+out["labels"] = zarr.open_group(f"{dst}/labels", mode="r").attrs["ome"]["labels"]
+out["label_equal"] = []
+for name in out["labels"]:
+    s_attrs = zarr.open_group(f"{src}/labels/{name}", mode="r").attrs.asdict()
+    d_ome = zarr.open_group(f"{dst}/labels/{name}", mode="r").attrs["ome"]
+    out["label_colors"] = d_ome["image-label"].get("colors")
+    out["src_label_colors"] = s_attrs["image-label"].get("colors")
+    for s, d in zip(s_attrs["multiscales"][0]["datasets"], d_ome["multiscales"][0]["datasets"], strict=True):
+        a = zarr.open_array(f"{src}/labels/{name}/{s['path']}", mode="r")
+        b = zarr.open_array(f"{dst}/labels/{name}/{d['path']}", mode="r")
+        out["label_equal"].append(bool(np.array_equal(a[...], b[...])) and a.dtype == b.dtype and b.shards is not None)
 out["src_channels"] = [c.get("label") for c in src_attrs.get("omero", {}).get("channels", [])]
 print(json.dumps(out))
 `,
@@ -162,7 +173,13 @@ print(json.dumps(out))
     assert.deepEqual(level.shards, result.levels[i].shards);
     assert.deepEqual(level.chunks, result.levels[i].chunks);
   }
-  assert.ok(result.notes.some((n: string) => n.includes("label images")));
+  assert.deepEqual(result.labels, ["cells"]);
+  assert.deepEqual(py.labels, ["cells"]);
+  assert.ok(
+    py.label_equal.length > 0 && py.label_equal.every(Boolean),
+    JSON.stringify(py.label_equal),
+  );
+  assert.deepEqual(py.label_colors, py.src_label_colors);
   // The target exists now: without --overwrite that is an error, and the store stays.
   const again = await tessera(["convert", source, "v05.ome.zarr"], cwd);
   assert.equal(again.code, 1);

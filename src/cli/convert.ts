@@ -18,8 +18,9 @@ export const convertCommand: Command = {
 
 Converts <source> into <target>. Conversions:
 ${CONVERTERS.map((c) => `  ${c.description}`).join("\n")}
-Every level is copied as it is (no resampling); chunk shapes are kept and
-shards grow from them along z, y and x up to --shard-mb.
+Every level, and every label image under labels/, is copied as it is (no
+resampling); chunk shapes are kept and shards grow from them along z, y
+and x up to --shard-mb.
 
 Options:
   --shard-mb N   largest uncompressed shard in MiB (default 16)
@@ -60,6 +61,7 @@ Options:
         }`,
       );
     }
+    if (result.labels.length > 0) ctx.out(`  labels/  ${result.labels.join(", ")}`);
     for (const note of result.notes) ctx.out(`  note: ${note}`);
     return 0;
   },
