@@ -20,8 +20,7 @@ import type { NativeBuffer } from "./native.ts";
  *
  * @example
  * ```ts
- * import type { ArrowOptions } from "@tessera/tessera";
- * import { open } from "@tessera/tessera";
+ * import { type ArrowOptions, open } from "@tessera/tessera";
  * using img = await open("data/sample.ome.zarr");
  * const options: ArrowOptions = { channels: img.channels, rowAxis: "c" };
  * using plane = await img.scan().select({ t: 0, z: 0 }).collect();

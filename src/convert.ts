@@ -37,8 +37,7 @@ export interface ConvertProgress {
  *
  * @example
  * ```ts
- * import type { ConvertOptions } from "@tessera/tessera";
- * import { convert } from "@tessera/tessera";
+ * import { type ConvertOptions, convert } from "@tessera/tessera";
  * const controller = new AbortController();
  * const options: ConvertOptions = { shardBytes: 64 << 20, zstdLevel: 5, signal: controller.signal };
  * await convert("v04.ome.zarr", "v05.ome.zarr", options);
@@ -91,8 +90,7 @@ export interface ConvertResult {
  *
  * @example
  * ```ts
- * import type { Converter } from "@tessera/tessera";
- * import { CONVERTERS } from "@tessera/tessera";
+ * import { type Converter, CONVERTERS } from "@tessera/tessera";
  * const arrowToZarr: Converter = {
  *   name: "ome-arrow→ome-zarr",
  *   description: "OME-Arrow → OME-Zarr 0.5",

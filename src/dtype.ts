@@ -10,8 +10,7 @@ import { DtypeMismatch } from "./errors.ts";
  *
  * @example
  * ```ts
- * import type { DType } from "@tessera/tessera";
- * import { open } from "@tessera/tessera";
+ * import { type DType, open } from "@tessera/tessera";
  * const target: DType = "bfloat16";
  * using img = await open("data/sample.ome.zarr");
  * using view = await img.scan().select({ t: 0, z: 0 }).cast(target).collect();

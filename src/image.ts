@@ -21,8 +21,7 @@ import { type ArrayMetadata, readNode } from "./zarr/metadata.ts";
  *
  * @example
  * ```ts
- * import type { OpenOptions } from "@tessera/tessera";
- * import { open } from "@tessera/tessera";
+ * import { type OpenOptions, open } from "@tessera/tessera";
  * const options: OpenOptions = {};
  * using img = await open(new URL("file:///data/sample.ome.zarr"), options);
  * ```

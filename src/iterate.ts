@@ -37,8 +37,7 @@ export type TileShape = Readonly<Record<string, number>>;
  *
  * @example
  * ```ts
- * import type { TileOptions } from "@tessera/tessera";
- * import { open } from "@tessera/tessera";
+ * import { type TileOptions, open } from "@tessera/tessera";
  * const options: TileOptions = { tile: { y: 256, x: 256 }, overlap: { y: 16, x: 16 }, edge: "pad" };
  * using img = await open("data/sample.ome.zarr");
  * for await (using tile of img.scan().select({ t: 0, z: 0 }).tiles(options)) console.log(tile.origin);
@@ -64,8 +63,7 @@ export interface TileOptions {
  *
  * @example
  * ```ts
- * import type { BatchOptions } from "@tessera/tessera";
- * import { open } from "@tessera/tessera";
+ * import { type BatchOptions, open } from "@tessera/tessera";
  * const options: BatchOptions = { over: "z", batchSize: 8, shuffle: true, seed: 1, prefetch: 2 };
  * using img = await open("data/sample.ome.zarr");
  * for await (using batch of img.scan().select({ t: 0 }).batches(options)) console.log(batch.indices);

@@ -12,8 +12,7 @@ import type { Counters } from "./native.ts";
  *
  * @example
  * ```ts
- * import type { ProgressSink } from "@tessera/tessera";
- * import { ProgressBar } from "@tessera/tessera";
+ * import { type ProgressSink, ProgressBar } from "@tessera/tessera";
  * const lines: string[] = [];
  * const sink: ProgressSink = {
  *   isTerminal: () => true,
@@ -34,8 +33,7 @@ export interface ProgressSink {
  *
  * @example
  * ```ts
- * import type { ProgressBarOptions } from "@tessera/tessera";
- * import { ProgressBar } from "@tessera/tessera";
+ * import { type ProgressBarOptions, ProgressBar } from "@tessera/tessera";
  * const options: ProgressBarOptions = { quiet: false, intervalMs: 250, width: 40 };
  * const bar = new ProgressBar("work", options);
  * ```

@@ -40,8 +40,7 @@ export type AxisSelection = number | readonly [number, number] | readonly [numbe
  *
  * @example
  * ```ts
- * import type { Selection } from "@tessera/tessera";
- * import { open } from "@tessera/tessera";
+ * import { type Selection, open } from "@tessera/tessera";
  * const selection: Selection = { t: 0, c: [0, 2], z: 10, y: [0, 512], x: [0, 1024, 2] };
  * using img = await open("data/sample.ome.zarr");
  * using view = await img.scan().select(selection).collect();

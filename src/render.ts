@@ -16,8 +16,7 @@ import { check, errorBuffer, NativeBuffer, takePointer } from "./native.ts";
  *
  * @example
  * ```ts
- * import type { RenderOptions } from "@tessera/tessera";
- * import { open } from "@tessera/tessera";
+ * import { type RenderOptions, open } from "@tessera/tessera";
  * const options: RenderOptions = { colors: ["FF00FF", "00FF00", "00FFFF"], windows: [[100, 2000], null, null], maxSize: 256 };
  * using img = await open("data/sample.ome.zarr");
  * using plane = await img.scan().select({ t: 0, z: 16 }).collect();

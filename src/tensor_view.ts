@@ -30,8 +30,7 @@ import { displayView, type MediaBundle } from "./display.ts";
  *
  * @example
  * ```ts
- * import type { Device } from "@tessera/tessera";
- * import { open } from "@tessera/tessera";
+ * import { type Device, open } from "@tessera/tessera";
  * using img = await open("data/sample.ome.zarr");
  * using view = await img.scan().select({ t: 0, z: 0 }).collect();
  * const where: Device = view.device; // "cpu"
@@ -44,8 +43,7 @@ export type Device = "cpu";
  *
  * @example
  * ```ts
- * import type { ViewSelection } from "@tessera/tessera";
- * import { open } from "@tessera/tessera";
+ * import { type ViewSelection, open } from "@tessera/tessera";
  * const reversed: ViewSelection = [null, null, -1];
  * using img = await open("data/sample.ome.zarr");
  * using plane = await img.scan().select({ t: 0, z: 0 }).collect();
@@ -66,8 +64,7 @@ export type ViewSelection =
  *
  * @example
  * ```ts
- * import type { DLPackOptions } from "@tessera/tessera";
- * import { open } from "@tessera/tessera";
+ * import { type DLPackOptions, open } from "@tessera/tessera";
  * const options: DLPackOptions = { versioned: true, readOnly: true };
  * using img = await open("data/sample.ome.zarr");
  * using view = await img.scan().select({ t: 0, z: 0 }).collect();

@@ -15,8 +15,7 @@ import type { Selection } from "./query.ts";
  *
  * @example
  * ```ts
- * import type { ThumbnailOptions } from "@tessera/tessera";
- * import { open, thumbnail } from "@tessera/tessera";
+ * import { type ThumbnailOptions, open, thumbnail } from "@tessera/tessera";
  * const options: ThumbnailOptions = { maxSize: 256, t: 1, z: "max", channels: [0, 2] };
  * using img = await open("data/sample.ome.zarr");
  * const { png } = await thumbnail(img, options);
