@@ -255,3 +255,31 @@ Deno.test("dist/tessera exit codes: 2 for bad command lines, 1 for bad input, er
     assert.match(run.stdout, new RegExp(`^Usage: tessera ${command} `));
   }
 });
+
+Deno.test("dist/tessera convert stops between shards on Ctrl-C (SIGINT): exit code 130", async () => {
+  const { cwd, sample } = await setup();
+  const child = new Deno.Command(EXE, {
+    args: ["convert", sample, "cancelled.ome.zarr", "--quiet"],
+    cwd,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // Wait until the first level's array exists, i.e. copying has started.
+  const started = performance.now();
+  while (!(await Deno.stat(join(cwd, "cancelled.ome.zarr", "0", "zarr.json")).catch(() => null))) {
+    assert.ok(performance.now() - started < 60_000, "convert never started");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill("SIGINT");
+  const out = await child.output();
+  assert.equal(out.code, 130);
+  assert.match(
+    new TextDecoder().decode(out.stderr),
+    /cancelled \(the partial output is left there\)/,
+  );
+  // It stopped early: the group metadata (written last) is not there.
+  assert.equal(
+    await Deno.stat(join(cwd, "cancelled.ome.zarr", "zarr.json")).catch(() => null),
+    null,
+  );
+});
