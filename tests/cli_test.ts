@@ -158,6 +158,14 @@ for name in out["labels"]:
         b = zarr.open_array(f"{dst}/labels/{name}/{d['path']}", mode="r")
         out["label_equal"].append(bool(np.array_equal(a[...], b[...])) and a.dtype == b.dtype and b.shards is not None)
 out["src_channels"] = [c.get("label") for c in src_attrs.get("omero", {}).get("channels", [])]
+# ome-zarr-py, the NGFF reference reader, sees an image, a labels group and a label image.
+from ome_zarr.io import parse_url
+from ome_zarr.reader import Reader
+nodes = list(Reader(parse_url(dst))())
+out["ome_zarr_specs"] = [sorted(type(x).__name__ for x in n.specs) for n in nodes]
+out["ome_zarr_equal"] = all(
+    np.array_equal(np.asarray(level), zarr.open_array(f"{src}/{d['path']}", mode="r")[...])
+    for level, d in zip(nodes[0].data, src_attrs["multiscales"][0]["datasets"], strict=True))
 print(json.dumps(out))
 `,
       source,
@@ -180,6 +188,11 @@ print(json.dumps(out))
     JSON.stringify(py.label_equal),
   );
   assert.deepEqual(py.label_colors, py.src_label_colors);
+  assert.deepEqual(py.ome_zarr_specs, [["Multiscales", "OMERO"], ["Labels"], [
+    "Label",
+    "Multiscales",
+  ]]);
+  assert.ok(py.ome_zarr_equal);
   // The target exists now: without --overwrite that is an error, and the store stays.
   const again = await tessera(["convert", source, "v05.ome.zarr"], cwd);
   assert.equal(again.code, 1);
