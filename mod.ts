@@ -57,3 +57,6 @@ export {
   StorageError,
   TesseraError,
 } from "./src/errors.ts";
+// reliability: cancellation and leak checks
+export { Aborted } from "./src/errors.ts";
+export { liveNativeBytes } from "./src/native.ts";

@@ -86,6 +86,9 @@ export const symbols = {
   tessera_progress_new: { parameters: [], result: "pointer" },
   tessera_progress_read: { parameters: ["pointer", "buffer", "usize"], result: "void" },
   tessera_progress_free: { parameters: ["pointer"], result: "void" },
+  // cancellation and leak checks
+  tessera_progress_cancel: { parameters: ["pointer"], result: "void" },
+  tessera_buffer_live_bytes: { parameters: [], result: "u64" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The bound native functions. */

@@ -14,6 +14,7 @@ import { Query } from "./query.ts";
 import { encodeDescriptor } from "./zarr/descriptor.ts";
 import { ngffAxesOfLevel, omeAttributes, readLabelNames, readZarrNode } from "./zarr/hierarchy.ts";
 import { type ArrayMetadata, readNode } from "./zarr/metadata.ts";
+import { checkComplete } from "./zarr/incomplete.ts";
 
 /** Options of {@link open}. */
 export interface OpenOptions {
@@ -138,6 +139,7 @@ export function localPath(source: string | URL): string {
 export async function open(source: string | URL, _options: OpenOptions = {}): Promise<Image> {
   const path = localPath(source);
   const { node, attributesFile } = await readZarrNode(path);
+  await checkComplete(path);
   if (node.kind === "array") {
     const a = node.array;
     // Without dimension names, a level of an NGFF image takes the image's axes.
@@ -167,6 +169,7 @@ export async function open(source: string | URL, _options: OpenOptions = {}): Pr
   for (const d of ngff.datasets) {
     const levelPath = join(path, d.path);
     const child = await readNode(levelPath);
+    await checkComplete(levelPath);
     if (child.kind !== "array") {
       throw new StorageError(`${levelPath}: multiscale level is not an array`);
     }

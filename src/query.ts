@@ -63,6 +63,11 @@ export interface CollectOptions {
   device?: string;
   /** Called with progress counters while the read runs, and once at the end. */
   onProgress?: (counters: Counters) => void;
+  /**
+   * Stops the read: `collect()` then rejects with `Aborted` (name
+   * "AbortError") after the native work has stopped and freed its memory.
+   */
+  signal?: AbortSignal;
 }
 
 interface QueryState {
@@ -216,10 +221,11 @@ export class Query {
     }
     const r = this.#resolve();
     const array = this.#image.nativeArray(this.#state.level);
-    const buffer = await withProgress(
-      (progress) => array.read(r.request, progress),
-      options.onProgress,
-    );
+    const buffer = await withProgress((progress) => array.read(r.request, progress), {
+      onProgress: options.onProgress,
+      signal: options.signal,
+      what: `read of ${array.root}`,
+    });
     return new TensorView(buffer, r.dtype, r.shape, r.axes);
   }
 

@@ -140,6 +140,7 @@ fn traverse(
         mode,
     };
     let run = |(coords, sel): &(Vec<u64>, Vec<DimSel>)| {
+        progress.check()?;
         let key = spec.keys.key(coords);
         traversal
             .outer_chunk(&key, sel)
@@ -331,11 +332,13 @@ impl Traversal<'_> {
         group_jobs
             .par_iter()
             .try_for_each(|&(start, end, entries)| {
+                self.progress.check()?;
                 let blob = source.fetch(start, end - start)?;
                 self.count_read(&source, end - start);
                 entries
                     .par_iter()
                     .try_for_each(|((offset, nbytes), inner_sel)| {
+                        self.progress.check()?;
                         let at = (offset - start) as usize;
                         let raw = &blob[at..at + *nbytes as usize];
                         let result = match nested {
