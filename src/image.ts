@@ -15,6 +15,7 @@ import { encodeDescriptor } from "./zarr/descriptor.ts";
 import { ngffAxesOfLevel, omeAttributes, readLabelNames, readZarrNode } from "./zarr/hierarchy.ts";
 import { type ArrayMetadata, readNode } from "./zarr/metadata.ts";
 import { checkComplete } from "./zarr/incomplete.ts";
+import { describeJson } from "./zarr/json.ts";
 
 /** Options of {@link open}. */
 export interface OpenOptions {
@@ -123,7 +124,7 @@ export function localPath(source: string | URL): string {
   }
   if (typeof source !== "string" || source === "") {
     throw new InvalidArgument(
-      `source must be a path or a file:// URL, got ${JSON.stringify(source)}`,
+      `source must be a path or a file:// URL, got ${describeJson(source)}`,
     );
   }
   return resolve(source);
@@ -147,7 +148,7 @@ export async function open(source: string | URL, _options: OpenOptions = {}): Pr
     const names = ngffAxes?.map((axis) => axis.name) ??
       a.shape.map((_, i) => (a.dimensionNames?.[i] ?? `d${i}`).toLowerCase());
     if (new Set(names).size !== names.length) {
-      throw new StorageError(`${path}: dimension_names ${JSON.stringify(a.dimensionNames)} repeat`);
+      throw new StorageError(`${path}: dimension_names ${describeJson(a.dimensionNames)} repeat`);
     }
     const level = { path: ".", shape: a.shape, scale: a.shape.map(() => 1) };
     return new Image(path, [a], [level], ngffAxes ?? names.map((name) => ({ name })));

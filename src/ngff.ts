@@ -7,6 +7,7 @@
  */
 
 import { StorageError } from "./errors.ts";
+import { describeJson } from "./zarr/json.ts";
 
 /** One axis of an NGFF image. */
 export interface Axis {
@@ -171,7 +172,7 @@ function transforms(
     if (!key) continue;
     const v = t[key];
     if (!Array.isArray(v) || v.length !== rank || !v.every((x) => typeof x === "number")) {
-      fail(`${where}: ${key} ${JSON.stringify(v)} must list ${rank} numbers`);
+      fail(`${where}: ${key} ${describeJson(v)} must list ${rank} numbers`);
     }
     out[key] = v as number[];
   }
