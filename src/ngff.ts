@@ -110,8 +110,11 @@ export function parseNgff(
     if (!isObject(d) || typeof d.path !== "string" || d.path === "") {
       return fail(`dataset ${i} has no path`);
     }
-    if (d.path.split("/").some((part) => part === ".." || part === "")) {
-      fail(`dataset path ${d.path} is not allowed`);
+    if (
+      d.path.split("/").some((part) => part === ".." || part === "") ||
+      [...d.path].some((ch) => ch < " " || ch === "\\")
+    ) {
+      fail(`dataset path ${describeJson(d.path)} is not allowed`);
     }
     const t = transforms(d.coordinateTransformations, axes.length, `dataset ${d.path}`, fail);
     const scale = t.scale ?? axes.map(() => 1);

@@ -280,6 +280,7 @@ function resolveAxis(
   const bad = (what: string): never => {
     throw new InvalidArgument(`selection of axis "${axis}" (size ${size}) in ${source}: ${what}`);
   };
+  if (size === 0) bad("the axis is empty, so nothing can be read");
   if (sel === undefined) return { start: 0, count: size, step: 1, keep: true };
   if (typeof sel === "number") {
     if (!Number.isInteger(sel)) bad(`index ${sel} is not an integer`);

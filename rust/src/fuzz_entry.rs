@@ -200,7 +200,8 @@ mod tests {
     #[test]
     fn corpora_and_regressions_replay_cleanly() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
-        let targets: [(&str, fn(&[u8])); 4] = [
+        type Target = (&'static str, fn(&[u8]));
+        let targets: [Target; 4] = [
             ("blosc_frame", blosc_frame),
             ("bytes_codecs", bytes_codecs),
             ("shard", shard),

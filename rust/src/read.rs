@@ -87,7 +87,10 @@ pub fn read(array: &Array, request: &Request, progress: &Progress) -> Result<Sha
         .and_then(|b| usize::try_from(b).ok())
         .filter(|&b| b <= isize::MAX as usize)
         .ok_or_else(|| Error::invalid(format!("region of {elements} elements is too large")))?;
-    let buffer = Arc::new(AlignedBuffer::for_overwrite(bytes)?);
+    let buffer = Arc::new(
+        AlignedBuffer::for_overwrite(bytes)
+            .map_err(|e| e.context(format!("reading {}", array.store.path("").display())))?,
+    );
     // SAFETY: the buffer is alive for this call and written only here.
     let dst = unsafe { Destination::new(buffer.as_ptr(), buffer.len(), request.out_dtype) };
     traverse(array, request, progress, Mode::Read, Some(dst))?;

@@ -140,6 +140,7 @@ export function parseNode(json: unknown, path: string, file: string): NodeMetada
   if (chunkShape.length !== shape.length) {
     fail(`chunk_shape has rank ${chunkShape.length}, shape has rank ${shape.length}`);
   }
+  checkChunkSize(chunkShape, "chunk_shape", fail);
   if (Array.isArray(json.storage_transformers) && json.storage_transformers.length > 0) {
     fail("storage_transformers are not supported");
   }
@@ -163,6 +164,17 @@ export function parseNode(json: unknown, path: string, file: string): NodeMetada
   };
   checkSharding(array.codecs, chunkShape, fail);
   return { kind: "array", array };
+}
+
+/** Largest number of elements of one chunk (the native library's bound on every allocation). */
+export const MAX_CHUNK_ELEMENTS = 2 ** 31;
+
+/** Fails when a chunk of `shape` would hold more than {@link MAX_CHUNK_ELEMENTS} elements. */
+export function checkChunkSize(shape: number[], what: string, fail: (m: string) => never): void {
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (n > MAX_CHUNK_ELEMENTS) {
+    fail(`${what} [${shape}] has ${n} elements per chunk, more than 2^31`);
+  }
 }
 
 function integerList(

@@ -18,7 +18,7 @@ import { describeJson, parseMetadataJson } from "./json.ts";
 import { join } from "node:path";
 import { type DType, dtypeSize, encodeScalar } from "../dtype.ts";
 import { NotFound, StorageError } from "../errors.ts";
-import type { ArrayMetadata, Codec, NodeMetadata } from "./metadata.ts";
+import { type ArrayMetadata, checkChunkSize, type Codec, type NodeMetadata } from "./metadata.ts";
 
 type Json = Record<string, unknown>;
 
@@ -289,6 +289,7 @@ export function parseV2Array(
   if (chunkShape.length !== shape.length) {
     fail(`chunks has rank ${chunkShape.length}, shape has rank ${shape.length}`);
   }
+  checkChunkSize(chunkShape, "chunks", fail);
   const { dtype, endian } = parseV2Dtype(json.dtype, fail);
   const filters = json.filters;
   if (filters !== null && filters !== undefined) {
