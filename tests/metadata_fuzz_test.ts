@@ -276,3 +276,14 @@ Deno.test("metadata parsers: mutated real documents give nodes or TesseraErrors"
   console.log(`metadata fuzz: ${parsed} parsed (${opened} opened natively), ${rejected} rejected`);
   assert.ok(rejected > 0 && parsed > 0);
 });
+
+Deno.test("metadata parsers: regressions found by the fuzzer", () => {
+  // a bigint (a 64-bit fill value kept exact by the JSON parse) inside a
+  // value an error message quoted: JSON.stringify threw a TypeError
+  const seed = SEEDS["v2-array"] as Record<string, unknown>;
+  const zarray = { ...seed, filters: seed };
+  assert.throws(
+    () => parse("v2-array", serialize(zarray)),
+    (e) => e instanceof TesseraError && /\/fuzz\/v2-array.*-9223372036854775808/.test(e.message),
+  );
+});
