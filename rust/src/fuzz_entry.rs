@@ -219,6 +219,7 @@ mod tests {
                 }
             }
         }
+        let _ = std::fs::remove_dir_all(scratch_dir());
         assert!(replayed > 0, "no corpus found under {}", root.display());
     }
 }
