@@ -100,9 +100,13 @@ for (const target of TARGETS.filter((t) => !only || t === only)) {
 }
 
 const iterations = String(Math.max(2000, seconds * 100));
+const seed = String(Date.now() % 100000);
+console.log(
+  `\nmetadata fuzzing with TESSERA_FUZZ_SEED=${seed} TESSERA_FUZZ_ITERATIONS=${iterations}`,
+);
 await run(Deno.execPath(), ["test", "-A", "tests/metadata_fuzz_test.ts"], root, {
   TESSERA_FUZZ_ITERATIONS: iterations,
-  TESSERA_FUZZ_SEED: String(Date.now() % 100000),
+  TESSERA_FUZZ_SEED: seed,
 });
-summary.push(`metadata parsers: ${iterations} mutations per seed, no failure`);
+summary.push(`metadata parsers: ${iterations} mutations per seed (seed ${seed}), no failure`);
 console.log(`\nfuzz summary:\n  ${summary.join("\n  ")}`);

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { type AnyTypedArray, type DType, dtypeCode, typedArray } from "./dtype.ts";
 import { InvalidArgument } from "./errors.ts";
 import { type Counters, downsample, withProgress } from "./native.ts";
@@ -238,7 +238,7 @@ export async function writeOmeZarr(
 ): Promise<void> {
   const { overwrite = false, signal } = options;
   const replace = await checkTarget(path, overwrite);
-  const tmp = `${path}.tessera-tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  const tmp = `${resolve(path)}.tessera-tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   try {
     {
       using writer = await createOmeZarr(tmp, { ...options, overwrite: false });
@@ -248,7 +248,7 @@ export async function writeOmeZarr(
       await clearIncomplete(tmp);
     }
     if (replace && await checkTarget(path, overwrite)) await Deno.remove(path, { recursive: true });
-    await Deno.rename(tmp, path);
+    await Deno.rename(tmp, resolve(path));
   } catch (e) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
     throw e;
