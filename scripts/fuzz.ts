@@ -93,6 +93,7 @@ for (const target of TARGETS.filter((t) => !only || t === only)) {
     "-rss_limit_mb=2048",
     "-max_len=65536",
     "-print_final_stats=1",
+    "-print_funcs=0",
   ], fuzzDir);
   const runs = log.match(/Done (\d+) runs in (\d+) second/);
   summary.push(`${target}: ${runs ? `${runs[1]} runs in ${runs[2]} s` : "done"}, no crash`);
