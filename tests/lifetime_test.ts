@@ -37,31 +37,39 @@ Deno.test("100 000 collect/dispose cycles keep memory flat", async () => {
 
 Deno.test("10 000 DLPack export/delete cycles keep memory flat", async () => {
   using img = await open(await store());
-  using view = await img.scan().select({ z: [0, 4] }).collect(); // 512 KiB
+  const query = img.scan().select({ z: 5, y: [0, 32], x: [0, 32] });
   const deleterOf = (capsule: Deno.PointerObject) =>
     new Deno.UnsafeFnPointer(
       Deno.UnsafePointer.create(new Deno.UnsafePointerView(capsule).getBigUint64(16))!,
       { parameters: ["pointer"], result: "void" } as const,
     );
-  for (let i = 0; i < 500; i++) {
-    const capsule = view.toDLPack();
+  // Each cycle: a fresh view, exported, the view disposed first, then the
+  // consumer's single deleter call (DLManagedTensorVersioned.deleter at byte
+  // 16) frees the memory; a capsule that leaked would keep its buffer alive.
+  const cycle = async () => {
+    const view = await query.collect();
+    const capsule = view.toDLPack({ versioned: true });
+    view[Symbol.dispose]();
     deleterOf(capsule).call(capsule);
-  }
+  };
+  for (let i = 0; i < 500; i++) await cycle();
   const baseline = liveNativeBytes();
   const before = rss();
-  for (let i = 0; i < 10_000; i++) {
-    const capsule = view.toDLPack({ versioned: true });
-    // the consumer's single deleter call (DLManagedTensorVersioned.deleter at byte 16)
-    deleterOf(capsule).call(capsule);
-  }
+  for (let i = 0; i < 10_000; i++) await cycle();
   const grown = rss() - before;
-  assert.equal(liveNativeBytes(), baseline);
+  assert.equal(liveNativeBytes(), baseline, "every exported buffer was freed by its deleter");
   assert.ok(grown < TOLERANCE, `resident memory grew by ${(grown / 2 ** 20).toFixed(1)} MiB`);
-  // a capsule outlives the view that made it
-  const baseBefore = liveNativeBytes();
-  const capsule = view.toDLPack();
-  assert.equal(liveNativeBytes(), baseBefore, "a capsule shares the view's memory");
-  deleterOf(capsule).call(capsule);
+  // a capsule keeps its memory alive after the view is gone
+  const view = await query.collect();
+  const capsule = view.toDLPack({ versioned: false });
+  const held = liveNativeBytes();
+  view[Symbol.dispose]();
+  assert.equal(liveNativeBytes(), held, "the capsule still holds the buffer");
+  new Deno.UnsafeFnPointer(
+    Deno.UnsafePointer.create(new Deno.UnsafePointerView(capsule).getBigUint64(56))!,
+    { parameters: ["pointer"], result: "void" } as const,
+  ).call(capsule); // legacy DLManagedTensor: deleter at byte 56
+  assert.equal(liveNativeBytes(), baseline);
 });
 
 Deno.test("views used after dispose throw and never expose freed memory", async () => {
