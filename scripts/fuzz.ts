@@ -81,23 +81,30 @@ if (!(await hasCargoFuzz())) {
 const summary: string[] = [];
 for (const target of TARGETS.filter((t) => !only || t === only)) {
   const scratch = await Deno.makeTempDir({ prefix: `tessera-fuzz-${target}-` });
-  const log = await run("cargo", [
-    "fuzz",
-    "run",
-    "-O",
-    target,
-    scratch,
-    join("corpus", target),
-    "--",
-    `-max_total_time=${seconds}`,
-    "-rss_limit_mb=2048",
-    "-max_len=65536",
-    "-print_final_stats=1",
-    "-print_funcs=0",
-  ], fuzzDir);
+  const files = await Deno.makeTempDir({ prefix: `tessera-fuzz-files-` });
+  const log = await run(
+    "cargo",
+    [
+      "fuzz",
+      "run",
+      "-O",
+      target,
+      scratch,
+      join("corpus", target),
+      "--",
+      `-max_total_time=${seconds}`,
+      "-rss_limit_mb=2048",
+      "-max_len=65536",
+      "-print_final_stats=1",
+      "-print_funcs=0",
+    ],
+    fuzzDir,
+    { TESSERA_FUZZ_SCRATCH: files },
+  );
   const runs = log.match(/Done (\d+) runs in (\d+) second/);
   summary.push(`${target}: ${runs ? `${runs[1]} runs in ${runs[2]} s` : "done"}, no crash`);
   await Deno.remove(scratch, { recursive: true });
+  await Deno.remove(files, { recursive: true });
 }
 
 const iterations = String(Math.max(2000, seconds * 100));

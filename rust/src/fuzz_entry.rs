@@ -163,9 +163,12 @@ fn index_only(spec: &ShardingSpec, n: u64, bytes: &[u8]) {
     }
 }
 
-/// A folder of this process for the shard file of [`shard`].
+/// A folder of this process for the shard file of [`shard`], under
+/// `TESSERA_FUZZ_SCRATCH` when set (the fuzz task removes it afterwards).
 fn scratch_dir() -> PathBuf {
-    let base = if std::path::Path::new("/dev/shm").is_dir() {
+    let base = if let Some(dir) = std::env::var_os("TESSERA_FUZZ_SCRATCH") {
+        PathBuf::from(dir)
+    } else if std::path::Path::new("/dev/shm").is_dir() {
         PathBuf::from("/dev/shm")
     } else {
         std::env::temp_dir()
