@@ -71,3 +71,6 @@ export {
   omeZarrToSharded,
 } from "./src/convert.ts";
 export { ProgressBar, type ProgressBarOptions, type ProgressSink } from "./src/progress_bar.ts";
+// reliability: cancellation and leak checks
+export { Aborted } from "./src/errors.ts";
+export { liveNativeBytes } from "./src/native.ts";

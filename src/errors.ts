@@ -148,6 +148,29 @@ export class CudaError extends TesseraError {}
  * ```
  */
 export class Shutdown extends TesseraError {}
+/**
+ * The call was stopped by its `AbortSignal`. Its `name` is "AbortError" (as
+ * for `fetch`), its `cause` the signal's reason; the native work has
+ * stopped and its memory is freed by the time it is thrown.
+ *
+ * @example
+ * ```ts
+ * import { Aborted, open } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * try {
+ *   using view = await img.scan().collect({ signal: AbortSignal.timeout(10) });
+ * } catch (e) {
+ *   if (e instanceof Aborted) console.log("stopped:", e.cause);
+ * }
+ * ```
+ */
+export class Aborted extends TesseraError {
+  /** Creates an error naming the call that was aborted. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "AbortError";
+  }
+}
 
 /** Maps a native status code to its error class (see rust/src/error.rs). */
 export function errorFromStatus(status: number, message: string): TesseraError {
@@ -164,6 +187,8 @@ export function errorFromStatus(status: number, message: string): TesseraError {
       return new DecodeError(message);
     case 6:
       return new BudgetExceeded(message);
+    case 7:
+      return new Aborted(message);
     default:
       return new TesseraError(`internal error (status ${status}): ${message}`);
   }

@@ -103,6 +103,9 @@ export const symbols = {
     result: "i32",
     nonblocking: true,
   },
+  // cancellation and leak checks
+  tessera_progress_cancel: { parameters: ["pointer"], result: "void" },
+  tessera_buffer_live_bytes: { parameters: [], result: "u64" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The bound native functions. */

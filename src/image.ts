@@ -15,6 +15,8 @@ import { displayImage, type MediaBundle } from "./display.ts";
 import { encodeDescriptor } from "./zarr/descriptor.ts";
 import { ngffAxesOfLevel, omeAttributes, readLabelNames, readZarrNode } from "./zarr/hierarchy.ts";
 import { type ArrayMetadata, readNode } from "./zarr/metadata.ts";
+import { checkComplete } from "./zarr/incomplete.ts";
+import { describeJson } from "./zarr/json.ts";
 
 /**
  * Options of {@link open}.
@@ -154,7 +156,7 @@ export function localPath(source: string | URL): string {
   }
   if (typeof source !== "string" || source === "") {
     throw new InvalidArgument(
-      `source must be a path or a file:// URL, got ${JSON.stringify(source)}`,
+      `source must be a path or a file:// URL, got ${describeJson(source)}`,
     );
   }
   return resolve(source);
@@ -177,6 +179,7 @@ export function localPath(source: string | URL): string {
 export async function open(source: string | URL, _options: OpenOptions = {}): Promise<Image> {
   const path = localPath(source);
   const { node, attributesFile } = await readZarrNode(path);
+  await checkComplete(path);
   if (node.kind === "array") {
     const a = node.array;
     // Without dimension names, a level of an NGFF image takes the image's axes.
@@ -184,7 +187,7 @@ export async function open(source: string | URL, _options: OpenOptions = {}): Pr
     const names = ngffAxes?.map((axis) => axis.name) ??
       a.shape.map((_, i) => (a.dimensionNames?.[i] ?? `d${i}`).toLowerCase());
     if (new Set(names).size !== names.length) {
-      throw new StorageError(`${path}: dimension_names ${JSON.stringify(a.dimensionNames)} repeat`);
+      throw new StorageError(`${path}: dimension_names ${describeJson(a.dimensionNames)} repeat`);
     }
     const level = { path: ".", shape: a.shape, scale: a.shape.map(() => 1) };
     return new Image(path, [a], [level], ngffAxes ?? names.map((name) => ({ name })));
@@ -206,6 +209,7 @@ export async function open(source: string | URL, _options: OpenOptions = {}): Pr
   for (const d of ngff.datasets) {
     const levelPath = join(path, d.path);
     const child = await readNode(levelPath);
+    await checkComplete(levelPath);
     if (child.kind !== "array") {
       throw new StorageError(`${levelPath}: multiscale level is not an array`);
     }

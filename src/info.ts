@@ -19,6 +19,7 @@ import {
   readZarrNode,
 } from "./zarr/hierarchy.ts";
 import type { ArrayMetadata, Codec } from "./zarr/metadata.ts";
+import { describeJson } from "./zarr/json.ts";
 
 export type { Member } from "./zarr/hierarchy.ts";
 
@@ -358,7 +359,7 @@ async function plateInfo(ome: Json, path: string, file: string): Promise<PlateIn
     }
     const parts = well.path.split("/");
     if (parts.length !== 2 || parts.some((p) => p === "" || p === "." || p === "..")) {
-      return fail(`plate well path ${JSON.stringify(well.path)} is not <row>/<column>`);
+      return fail(`plate well path ${describeJson(well.path)} is not <row>/<column>`);
     }
     const rowIndex = Number.isInteger(well.rowIndex)
       ? well.rowIndex as number
@@ -367,11 +368,11 @@ async function plateInfo(ome: Json, path: string, file: string): Promise<PlateIn
       ? well.columnIndex as number
       : columns.indexOf(parts[1]);
     if (!(rowIndex >= 0 && rowIndex < rows.length)) {
-      return fail(`plate well ${well.path}: row ${JSON.stringify(parts[0])} is not a plate row`);
+      return fail(`plate well ${well.path}: row ${describeJson(parts[0])} is not a plate row`);
     }
     if (!(columnIndex >= 0 && columnIndex < columns.length)) {
       return fail(
-        `plate well ${well.path}: column ${JSON.stringify(parts[1])} is not a plate column`,
+        `plate well ${well.path}: column ${describeJson(parts[1])} is not a plate column`,
       );
     }
     return { path: well.path, rowIndex, columnIndex };

@@ -17,7 +17,7 @@
 import { type DType, dtypeCode, dtypeSize, typedArray } from "./dtype.ts";
 import { InvalidArgument } from "./errors.ts";
 import type { Image } from "./image.ts";
-import type { NativeBuffer } from "./native.ts";
+import { abortError, type NativeBuffer, withProgress } from "./native.ts";
 import { type DimSelection, encodeRequest } from "./request.ts";
 import { contiguousStrides, TensorView } from "./tensor_view.ts";
 
@@ -56,6 +56,8 @@ export interface TileOptions {
   edge?: "crop" | "pad" | "drop";
   /** Tiles read ahead while the consumer works on the current one (default 1; 0: none). */
   prefetch?: number;
+  /** Stops the iteration: reads in flight stop, read-ahead tiles are freed, and it throws `Aborted`. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -86,6 +88,8 @@ export interface BatchOptions {
   seed?: number;
   /** Batches read ahead while the consumer works on the current one (default 1; 0: none). */
   prefetch?: number;
+  /** Stops the iteration: reads in flight stop, read-ahead batches are freed, and it throws `Aborted`. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -220,6 +224,11 @@ function checkPrefetch(value: unknown): number {
     throw new InvalidArgument(`prefetch ${describe(value)} must be an integer ≥ 0`);
   }
   return value as number;
+}
+
+function checkSignal(value: unknown): AbortSignal | undefined {
+  if (value === undefined || value instanceof AbortSignal) return value;
+  throw new InvalidArgument(`signal ${describe(value)} must be an AbortSignal`);
 }
 
 /** Output position of an axis named in an option. */
@@ -376,10 +385,13 @@ function volume(shape: readonly number[]): number {
 /** Per-iteration state: the native array, and the fill element once needed. */
 class Reader {
   readonly #source: IterationSource;
+  /** Aborts the reads and the iteration. */
+  readonly signal?: AbortSignal;
   #fill?: Promise<NativeBuffer>;
 
-  constructor(source: IterationSource) {
+  constructor(source: IterationSource, signal?: AbortSignal) {
     this.#source = source;
+    this.signal = signal;
   }
 
   /** Reads every part and assembles the target; returns its buffer. */
@@ -389,7 +401,12 @@ class Reader {
     trace?.({ kind: "read", item, requests: plan.parts.length, assembled });
     const array = image.nativeArray(level);
     const settled = await Promise.allSettled(
-      plan.parts.map((p) => array.read(encodeRequest(dtype, p.dims, p.order))),
+      plan.parts.map((p) =>
+        withProgress((progress) => array.read(encodeRequest(dtype, p.dims, p.order), progress), {
+          signal: this.signal,
+          what: `iteration over ${array.root}`,
+        })
+      ),
     );
     const buffers = settled.flatMap((s) => s.status === "fulfilled" ? [s.value] : []);
     const failed = settled.find((s) => s.status === "rejected");
@@ -498,6 +515,10 @@ async function* readAhead<T extends TensorView>(
         pending.push({ item: started++, result });
       }
       const view = await pending.shift()!.result;
+      if (reader.signal?.aborted) {
+        view[Symbol.dispose]();
+        throw abortError(reader.signal, "iteration");
+      }
       trace?.({ kind: "yield", item });
       yield view;
     }
@@ -523,7 +544,7 @@ export function iterateTiles(
   source: IterationSource,
   options: TileOptions,
 ): AsyncGenerator<TileView, void, undefined> {
-  checkKeys(options, ["tile", "overlap", "edge", "prefetch"], "tiles");
+  checkKeys(options, ["tile", "overlap", "edge", "prefetch", "signal"], "tiles");
   const edge = checkEdge(options.edge, ["crop", "pad", "drop"] as const, "crop");
   const grid = tileGrid(source, options.tile, options.overlap, edge);
   const prefetch = checkPrefetch(options.prefetch);
@@ -531,7 +552,7 @@ export function iterateTiles(
   const axes = order.map((d) => image.axes[d]);
   const full = order.map((d) => source.dims[d].count);
   const count = volume(grid.map((g) => g.starts.length));
-  const reader = new Reader(source);
+  const reader = new Reader(source, checkSignal(options.signal));
   return readAhead(
     count,
     async (u) => {
@@ -567,7 +588,7 @@ export function iterateBatches(
 ): AsyncGenerator<BatchView, void, undefined> {
   checkKeys(
     options,
-    ["batchSize", "over", "tile", "overlap", "edge", "shuffle", "seed", "prefetch"],
+    ["batchSize", "over", "tile", "overlap", "edge", "shuffle", "seed", "prefetch", "signal"],
     "batches",
   );
   const { batchSize, shuffle = false, seed } = options;
@@ -618,7 +639,7 @@ export function iterateBatches(
     ? shuffled(itemCount, seed ?? crypto.getRandomValues(new Uint32Array(1))[0])
     : undefined;
   const itemAt = (k: number) => items ? items[k] : k;
-  const reader = new Reader(source);
+  const reader = new Reader(source, checkSignal(options.signal));
   const batchCount = Math.ceil(itemCount / batchSize);
 
   return readAhead(

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { errorFromStatus, Shutdown } from "./errors.ts";
+import { Aborted, errorFromStatus, Shutdown } from "./errors.ts";
 import { native } from "./ffi.ts";
 
 const ERROR_BYTES = 4096;
@@ -113,6 +113,11 @@ export class NativeProgress implements Disposable {
     };
   }
 
+  /** Asks the native call using these counters to stop at its next check (between chunks). */
+  cancel(): void {
+    native().tessera_progress_cancel(this.pointer);
+  }
+
   /** Frees the counters; no call may still be using them. */
   [Symbol.dispose](): void {
     if (!this.#pointer) return;
@@ -122,22 +127,78 @@ export class NativeProgress implements Disposable {
   }
 }
 
-/** Runs `work` with fresh counters polled into `onProgress` every `intervalMs` (no counters without `onProgress`). */
+/** Options of {@link withProgress}. */
+export interface ProgressOptions {
+  /** Called with the counters every `intervalMs` while the call runs, and once at the end (also when aborted). */
+  onProgress?: (counters: Counters) => void;
+  /** Stops the call: it rejects with {@link Aborted} once the native work has stopped. */
+  signal?: AbortSignal;
+  /** What the call does, for the {@link Aborted} message (e.g. "read of /data/x.zarr"). */
+  what?: string;
+  /** Polling interval of `onProgress` (default 200 ms). */
+  intervalMs?: number;
+}
+
+/** The error an aborted call rejects with. */
+export function abortError(signal: AbortSignal, what = "call"): Aborted {
+  return new Aborted(`${what} was aborted`, { cause: signal.reason });
+}
+
+/**
+ * Runs `work` with fresh native counters when they are needed: polled into
+ * `onProgress`, and cancelled when `signal` aborts (the native loops check
+ * the flag between chunks and return, freeing their memory). An aborted
+ * call rejects with {@link Aborted} even when the native work had already
+ * finished (its result is then disposed).
+ */
 export async function withProgress<T>(
   work: (progress: NativeProgress | undefined) => Promise<T>,
-  onProgress?: (counters: Counters) => void,
-  intervalMs = 200,
+  options: ProgressOptions = {},
 ): Promise<T> {
-  if (!onProgress) return work(undefined);
+  const { onProgress, signal, what, intervalMs = 200 } = options;
+  if (signal?.aborted) throw abortError(signal, what);
+  if (!onProgress && !signal) return work(undefined);
   using progress = new NativeProgress();
-  const timer = setInterval(() => onProgress(progress.read()), intervalMs);
+  const cancel = () => progress.cancel();
+  signal?.addEventListener("abort", cancel, { once: true });
+  const timer = onProgress && setInterval(() => onProgress(progress.read()), intervalMs);
   try {
-    const result = await work(progress);
-    onProgress(progress.read());
+    let result: T;
+    try {
+      result = await work(progress);
+    } catch (e) {
+      if (!(signal?.aborted && e instanceof Aborted)) throw e;
+      onProgress?.(progress.read()); // how far it got before it stopped
+      throw abortError(signal, what);
+    }
+    onProgress?.(progress.read());
+    if (signal?.aborted) {
+      (result as Partial<Disposable> | undefined)?.[Symbol.dispose]?.();
+      throw abortError(signal, what);
+    }
     return result;
   } finally {
     clearInterval(timer);
+    signal?.removeEventListener("abort", cancel);
   }
+}
+
+/**
+ * Bytes held by live native buffers this library allocated (for leak checks).
+ *
+ * @example
+ * ```ts
+ * import { liveNativeBytes, open } from "@tessera/tessera";
+ * const before = liveNativeBytes();
+ * using img = await open("data/sample.ome.zarr");
+ * {
+ *   using view = await img.scan().select({ t: 0, c: 0, z: 0 }).collect();
+ * }
+ * console.log(liveNativeBytes() - before); // 0 once every view is disposed
+ * ```
+ */
+export function liveNativeBytes(): number {
+  return Number(native().tessera_buffer_live_bytes());
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 
 import { StorageError } from "./errors.ts";
+import { describeJson } from "./zarr/json.ts";
 
 /**
  * One axis of an NGFF image.
@@ -137,8 +138,11 @@ export function parseNgff(
     if (!isObject(d) || typeof d.path !== "string" || d.path === "") {
       return fail(`dataset ${i} has no path`);
     }
-    if (d.path.split("/").some((part) => part === ".." || part === "")) {
-      fail(`dataset path ${d.path} is not allowed`);
+    if (
+      d.path.split("/").some((part) => part === ".." || part === "") ||
+      [...d.path].some((ch) => ch < " " || ch === "\\")
+    ) {
+      fail(`dataset path ${describeJson(d.path)} is not allowed`);
     }
     const t = transforms(d.coordinateTransformations, axes.length, `dataset ${d.path}`, fail);
     const scale = t.scale ?? axes.map(() => 1);
@@ -199,7 +203,7 @@ function transforms(
     if (!key) continue;
     const v = t[key];
     if (!Array.isArray(v) || v.length !== rank || !v.every((x) => typeof x === "number")) {
-      fail(`${where}: ${key} ${JSON.stringify(v)} must list ${rank} numbers`);
+      fail(`${where}: ${key} ${describeJson(v)} must list ${rank} numbers`);
     }
     out[key] = v as number[];
   }

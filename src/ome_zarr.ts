@@ -5,16 +5,19 @@
  * @module
  */
 
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { type AnyTypedArray, type DType, dtypeCode, typedArray } from "./dtype.ts";
 import { InvalidArgument } from "./errors.ts";
-import { type Counters, downsample } from "./native.ts";
+import { type Counters, downsample, withProgress } from "./native.ts";
 import type { Axis, Channel } from "./ngff.ts";
 import { boxSelection, encodeRequest } from "./request.ts";
+import { clearIncomplete, markIncomplete } from "./zarr/incomplete.ts";
 import {
+  checkTarget,
   createArray,
   type CreateArrayOptions,
   prepareTarget,
+  type WriteOptions,
   type ZarrArrayWriter,
 } from "./zarr/create.ts";
 
@@ -59,6 +62,8 @@ export interface OmeZarrOptions {
   zstdLevel?: number | null;
   /** Replace an existing Zarr store at the path (default false). */
   overwrite?: boolean;
+  /** Stops {@link writeOmeZarr}; it then rejects with `Aborted` and leaves nothing at the path. */
+  signal?: AbortSignal;
 }
 
 const AXIS_TYPES: Record<string, string> = {
@@ -101,6 +106,7 @@ export class OmeZarrWriter implements Disposable {
   /** Writers of the levels, finest first. */
   readonly levels: ZarrArrayWriter[];
   readonly #factors: number[];
+  #marking?: Promise<void>;
 
   /** Use {@link createOmeZarr}. */
   constructor(path: string, levels: ZarrArrayWriter[], factors: number[]) {
@@ -110,15 +116,29 @@ export class OmeZarrWriter implements Disposable {
   }
 
   /** Writes a chunk-aligned box of level 0 (see {@link ZarrArrayWriter.write}). */
-  writeLevel0(data: AnyTypedArray, origin?: number[], shape?: number[]): Promise<void> {
-    return this.levels[0].write(data, origin, shape);
+  async writeLevel0(
+    data: AnyTypedArray,
+    origin?: number[],
+    shape?: number[],
+    options: WriteOptions = {},
+  ): Promise<void> {
+    // Coarser levels are stale until buildPyramid() runs: the image is incomplete.
+    if (this.levels.length > 1) {
+      this.#marking ??= markIncomplete(this.path, `image ${this.path} (pyramid not built)`);
+      await this.#marking;
+    }
+    await this.levels[0].write(data, origin, shape, options);
   }
 
   /**
    * Builds every coarser level from the one above by block means, one slab
    * of shards at a time along the axes that are not downscaled.
    */
-  async buildPyramid(onProgress?: (level: number, counters: Counters) => void): Promise<void> {
+  async buildPyramid(
+    onProgress?: (level: number, counters: Counters) => void,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<void> {
+    const { signal } = options;
     for (let i = 1; i < this.levels.length; i++) {
       const source = this.levels[i - 1];
       const target = this.levels[i];
@@ -127,7 +147,11 @@ export class OmeZarrWriter implements Disposable {
       const starts = shape.map((n, d) => slabAxes[d] ? range(0, n, chunkShape[d]) : [0]);
       for (const origin of product(starts)) {
         const slab = shape.map((n, d) => slabAxes[d] ? Math.min(chunkShape[d], n - origin[d]) : n);
-        using buffer = await source.native.read(encodeRequest(dtype, boxSelection(origin, slab)));
+        using buffer = await withProgress(
+          (progress) =>
+            source.native.read(encodeRequest(dtype, boxSelection(origin, slab)), progress),
+          { signal, what: `pyramid build of ${this.path}` },
+        );
         const descriptor = BigInt64Array.from(
           [dtypeCode(dtype), slab.length, ...slab, ...this.#factors],
           BigInt,
@@ -136,9 +160,12 @@ export class OmeZarrWriter implements Disposable {
         const outShape = slab.map((n, d) => Math.ceil(n / this.#factors[d]));
         await target.write(typedArray(dtype, reduced.arrayBuffer), origin, outShape, {
           onProgress: onProgress && ((c) => onProgress(i, c)),
+          signal,
         });
       }
     }
+    await clearIncomplete(this.path);
+    this.#marking = undefined;
   }
 
   /** Closes the level writers. */
@@ -243,7 +270,12 @@ export async function createOmeZarr(path: string, options: OmeZarrOptions): Prom
 }
 
 /**
- * Writes a whole image in one call: create, write level 0, build the pyramid.
+ * Writes a whole image in one call: create, write level 0, build the
+ * pyramid. The image is written into a temporary sibling folder
+ * (`<path>.tessera-tmp-…`) and renamed into place when complete, so an
+ * interrupted call leaves `path` as it was (absent, or the store that
+ * `overwrite` would have replaced); the temporary folder is removed on
+ * errors and carries the incomplete marker if the process dies.
  *
  * @example
  * ```ts
@@ -262,7 +294,21 @@ export async function writeOmeZarr(
   data: AnyTypedArray,
   options: OmeZarrOptions,
 ): Promise<void> {
-  using writer = await createOmeZarr(path, options);
-  await writer.writeLevel0(data);
-  await writer.buildPyramid();
+  const { overwrite = false, signal } = options;
+  const replace = await checkTarget(path, overwrite);
+  const tmp = `${resolve(path)}.tessera-tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    {
+      using writer = await createOmeZarr(tmp, { ...options, overwrite: false });
+      await markIncomplete(tmp, `image ${path} (being converted)`);
+      await writer.writeLevel0(data, undefined, undefined, { signal });
+      await writer.buildPyramid(undefined, { signal });
+      await clearIncomplete(tmp);
+    }
+    if (replace && await checkTarget(path, overwrite)) await Deno.remove(path, { recursive: true });
+    await Deno.rename(tmp, resolve(path));
+  } catch (e) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    throw e;
+  }
 }

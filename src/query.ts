@@ -106,6 +106,11 @@ export interface CollectOptions {
   device?: string;
   /** Called with progress counters while the read runs, and once at the end. */
   onProgress?: (counters: Counters) => void;
+  /**
+   * Stops the read: `collect()` then rejects with `Aborted` (name
+   * "AbortError") after the native work has stopped and freed its memory.
+   */
+  signal?: AbortSignal;
 }
 
 interface QueryState {
@@ -278,10 +283,11 @@ export class Query {
     }
     const r = this.#resolve();
     const array = this.#image.nativeArray(this.#state.level);
-    const buffer = await withProgress(
-      (progress) => array.read(r.request, progress),
-      options.onProgress,
-    );
+    const buffer = await withProgress((progress) => array.read(r.request, progress), {
+      onProgress: options.onProgress,
+      signal: options.signal,
+      what: `read of ${array.root}`,
+    });
     return new TensorView(buffer, r.dtype, r.shape, r.axes);
   }
 
@@ -336,6 +342,7 @@ function resolveAxis(
   const bad = (what: string): never => {
     throw new InvalidArgument(`selection of axis "${axis}" (size ${size}) in ${source}: ${what}`);
   };
+  if (size === 0) bad("the axis is empty, so nothing can be read");
   if (sel === undefined) return { start: 0, count: size, step: 1, keep: true };
   if (typeof sel === "number") {
     if (!Number.isInteger(sel)) bad(`index ${sel} is not an integer`);

@@ -21,6 +21,23 @@ const RECYCLE_BYTES: usize = 1 << 30;
 /// Mapped buffers kept for reuse, at most this many.
 const RECYCLE_COUNT: usize = 4;
 
+/// Bytes held by live heap and mapped buffers (not the recycled ones).
+static LIVE_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Bytes held by live buffers this library allocated, for leak checks.
+pub fn live_bytes() -> u64 {
+    LIVE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn count_live(len: usize, alive: bool) {
+    use std::sync::atomic::Ordering::Relaxed;
+    if alive {
+        LIVE_BYTES.fetch_add(len as u64, Relaxed);
+    } else {
+        LIVE_BYTES.fetch_sub(len as u64, Relaxed);
+    }
+}
+
 /// Freed mappings `(address, length)` waiting for reuse.
 static RECYCLED: std::sync::Mutex<Vec<(usize, usize)>> = std::sync::Mutex::new(Vec::new());
 
@@ -103,6 +120,7 @@ impl AlignedBuffer {
             }
             // SAFETY: advice on the mapping just made; failure only loses the hint.
             unsafe { libc::madvise(ptr, len, libc::MADV_HUGEPAGE) };
+            count_live(len, true);
             return Ok(Self {
                 ptr: ptr.cast(),
                 len,
@@ -116,6 +134,7 @@ impl AlignedBuffer {
         if ptr.is_null() {
             return Err(short());
         }
+        count_live(len, true);
         Ok(Self {
             ptr,
             len,
@@ -129,6 +148,7 @@ impl AlignedBuffer {
     pub fn for_overwrite(len: usize) -> Result<Self> {
         if len >= MAP_THRESHOLD {
             if let Some(ptr) = take_recycled(len) {
+                count_live(len, true);
                 return Ok(Self {
                     ptr,
                     len,
@@ -169,8 +189,12 @@ impl Drop for AlignedBuffer {
         // SAFETY: allocated in `zeroed` from this origin, released once.
         unsafe {
             match &mut self.origin {
-                Origin::Heap(layout) => dealloc(self.ptr, *layout),
+                Origin::Heap(layout) => {
+                    count_live(self.len, false);
+                    dealloc(self.ptr, *layout)
+                }
                 Origin::Mapped(len) => {
+                    count_live(*len, false);
                     if !recycle(self.ptr, *len) {
                         libc::munmap(self.ptr.cast(), *len);
                     }

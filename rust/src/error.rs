@@ -18,6 +18,8 @@ pub enum ErrorKind {
     DecodeError = 5,
     /// A request needs more memory than it may use.
     BudgetExceeded = 6,
+    /// The caller cancelled the call (an aborted `AbortSignal`).
+    Cancelled = 7,
     /// A bug: a panic was caught at the ABI boundary.
     Internal = 99,
 }

@@ -543,3 +543,22 @@ pub unsafe extern "C" fn tessera_render_png(
         store_out(out, std::sync::Arc::new(png))
     })
 }
+
+/// Asks the call using `progress` to stop: it returns the `Cancelled`
+/// status at its next check (between chunks), freeing what it allocated.
+///
+/// # Safety
+/// `progress` must be null or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_progress_cancel(progress: *const Progress) {
+    if let Some(p) = progress.as_ref() {
+        p.cancel();
+    }
+}
+
+/// Bytes held by live native buffers made by this library (outputs and
+/// copies; not imported DLPack memory), for leak checks.
+#[no_mangle]
+pub extern "C" fn tessera_buffer_live_bytes() -> u64 {
+    crate::buffer::live_bytes()
+}

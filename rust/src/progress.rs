@@ -1,6 +1,7 @@
 //! Counters that long calls update and callers poll (progress and statistics).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::error::{Error, ErrorKind, Result};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Number of counters in [`Progress::snapshot`].
 pub const COUNTER_COUNT: usize = 8;
@@ -24,12 +25,28 @@ pub struct Progress {
     pub bytes_decoded: AtomicU64,
     /// Bytes written to storage.
     pub bytes_written: AtomicU64,
+    /// Set by the caller to stop the call: loops check it between chunks.
+    pub cancelled: AtomicBool,
 }
 
 impl Progress {
     /// Adds `n` to `counter`.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Asks the call using these counters to stop at its next check.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    /// An [`ErrorKind::Cancelled`] error once [`Progress::cancel`] was called.
+    pub fn check(&self) -> Result<()> {
+        if self.cancelled.load(Ordering::Relaxed) {
+            Err(Error::new(ErrorKind::Cancelled, "cancelled"))
+        } else {
+            Ok(())
+        }
     }
 
     /// The counters, in field order.
@@ -45,5 +62,18 @@ impl Progress {
             &self.bytes_written,
         ]
         .map(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_fails_only_after_cancel() {
+        let p = Progress::default();
+        assert!(p.check().is_ok());
+        p.cancel();
+        assert_eq!(p.check().unwrap_err().kind, ErrorKind::Cancelled);
     }
 }

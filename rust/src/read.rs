@@ -87,7 +87,10 @@ pub fn read(array: &Array, request: &Request, progress: &Progress) -> Result<Sha
         .and_then(|b| usize::try_from(b).ok())
         .filter(|&b| b <= isize::MAX as usize)
         .ok_or_else(|| Error::invalid(format!("region of {elements} elements is too large")))?;
-    let buffer = Arc::new(AlignedBuffer::for_overwrite(bytes)?);
+    let buffer = Arc::new(
+        AlignedBuffer::for_overwrite(bytes)
+            .map_err(|e| e.context(format!("reading {}", array.store.path("").display())))?,
+    );
     // SAFETY: the buffer is alive for this call and written only here.
     let dst = unsafe { Destination::new(buffer.as_ptr(), buffer.len(), request.out_dtype) };
     traverse(array, request, progress, Mode::Read, Some(dst))?;
@@ -140,6 +143,7 @@ fn traverse(
         mode,
     };
     let run = |(coords, sel): &(Vec<u64>, Vec<DimSel>)| {
+        progress.check()?;
         let key = spec.keys.key(coords);
         traversal
             .outer_chunk(&key, sel)
@@ -331,11 +335,13 @@ impl Traversal<'_> {
         group_jobs
             .par_iter()
             .try_for_each(|&(start, end, entries)| {
+                self.progress.check()?;
                 let blob = source.fetch(start, end - start)?;
                 self.count_read(&source, end - start);
                 entries
                     .par_iter()
                     .try_for_each(|((offset, nbytes), inner_sel)| {
+                        self.progress.check()?;
                         let at = (offset - start) as usize;
                         let raw = &blob[at..at + *nbytes as usize];
                         let result = match nested {

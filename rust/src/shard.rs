@@ -62,7 +62,7 @@ pub fn decode_index(spec: &ShardingSpec, bytes: &[u8], shard_len: u64) -> Result
             u64::from_le_bytes(a)
         }
     };
-    payload
+    let entries = payload
         .chunks_exact(16)
         .enumerate()
         .map(|(i, pair)| {
@@ -79,7 +79,29 @@ pub fn decode_index(spec: &ShardingSpec, bytes: &[u8], shard_len: u64) -> Result
                 _ => Ok(Some((offset, nbytes))),
             }
         })
-        .collect()
+        .collect::<Result<Vec<IndexEntry>>>()?;
+    check_disjoint(&entries)?;
+    Ok(entries)
+}
+
+/// Rejects indexes whose stored ranges overlap: each inner chunk owns its bytes.
+fn check_disjoint(entries: &[IndexEntry]) -> Result<()> {
+    let mut ranges: Vec<(u64, u64, usize)> = entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| e.map(|(offset, nbytes)| (offset, offset + nbytes, i)))
+        .filter(|&(start, end, _)| end > start)
+        .collect();
+    ranges.sort_unstable();
+    for pair in ranges.windows(2) {
+        let ((_, end, a), (start, _, b)) = (pair[0], pair[1]);
+        if start < end {
+            return Err(Error::decode(format!(
+                "inner chunks {a} and {b} overlap (byte {start} is in both): the shard index is corrupt"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Encodes an index for entries given in inner-grid C order.
@@ -132,6 +154,16 @@ mod tests {
         corrupt[3] ^= 1;
         assert!(decode_index(&s, &corrupt, shard_len).is_err());
         assert!(decode_index(&s, &index, shard_len - 1).is_err());
+    }
+
+    #[test]
+    fn rejects_overlapping_ranges() {
+        let s = spec(false);
+        let index = encode_index(&s, &[Some((0, 10)), Some((9, 5)), None]);
+        let err = decode_index(&s, &index, 14 + index.len() as u64).unwrap_err();
+        assert!(err.message.contains("overlap"), "{}", err.message);
+        let index = encode_index(&s, &[Some((0, 10)), Some((10, 4)), Some((3, 0))]);
+        assert!(decode_index(&s, &index, 14 + index.len() as u64).is_ok());
     }
 
     #[test]

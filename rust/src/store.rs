@@ -1,4 +1,10 @@
 //! Local filesystem store: chunk keys to files, ranged reads, atomic writes.
+//!
+//! Reads stay inside the store: a chunk path whose resolution leaves the
+//! store's folder (a symlink to `/etc/passwd`, or a linked folder elsewhere)
+//! is refused. On Linux this is `openat2` with `RESOLVE_BENEATH` relative to
+//! the store's folder (one system call); elsewhere the resolved path is
+//! compared with the resolved folder.
 
 use crate::error::{Error, ErrorKind, Result};
 use std::fs::File;
@@ -7,9 +13,11 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 /// A store rooted at the folder of one array.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FsStore {
     root: PathBuf,
+    /// The folder, opened once for confined opens (`None`: it could not be).
+    folder: std::sync::OnceLock<Option<File>>,
 }
 
 /// An open chunk or shard file and its length.
@@ -23,7 +31,60 @@ pub struct StoredObject {
 impl FsStore {
     /// A store over the folder `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            folder: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Opens the file under `key` for reading without leaving the store.
+    fn open_confined(&self, key: &str, path: &std::path::Path) -> std::io::Result<File> {
+        let outside = || {
+            std::io::Error::new(
+                IoKind::PermissionDenied,
+                "its path leads outside the store (a symbolic link or \"..\"); refused",
+            )
+        };
+        let Some(folder) = self.folder.get_or_init(|| File::open(&self.root).ok()) else {
+            // the folder itself is missing or unreadable: so is the chunk
+            return File::open(path);
+        };
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::{AsRawFd, FromRawFd};
+            let name = std::ffi::CString::new(key).map_err(|_| outside())?;
+            let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+            how.flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
+            how.resolve = libc::RESOLVE_BENEATH;
+            // SAFETY: valid folder descriptor, NUL-terminated name, `how` of its size.
+            let fd = unsafe {
+                libc::syscall(
+                    libc::SYS_openat2,
+                    folder.as_raw_fd(),
+                    name.as_ptr(),
+                    &how as *const libc::open_how,
+                    std::mem::size_of::<libc::open_how>(),
+                )
+            };
+            if fd >= 0 {
+                // SAFETY: a descriptor the kernel just gave us, owned from here.
+                return Ok(unsafe { File::from_raw_fd(fd as i32) });
+            }
+            let error = std::io::Error::last_os_error();
+            match error.raw_os_error() {
+                Some(libc::EXDEV) => return Err(outside()),
+                Some(libc::ENOSYS) | Some(libc::EPERM) => {} // no openat2: check below
+                _ => return Err(error),
+            }
+        }
+        let file = File::open(path)?;
+        let resolved = std::fs::canonicalize(path)?;
+        let root = std::fs::canonicalize(&self.root)?;
+        if resolved.starts_with(&root) {
+            Ok(file)
+        } else {
+            Err(outside())
+        }
     }
 
     /// Path of the object stored under `key`.
@@ -34,7 +95,7 @@ impl FsStore {
     /// Opens the object under `key`; `None` when it does not exist.
     pub fn open(&self, key: &str) -> Result<Option<StoredObject>> {
         let path = self.path(key);
-        match File::open(&path) {
+        match self.open_confined(key, &path) {
             Ok(file) => {
                 let meta = file
                     .metadata()

@@ -63,6 +63,7 @@ pub fn write_region(
     let chunk_bytes = codec::element_count(&spec.chunk_shape) * spec.dtype.size();
     crate::pool().install(|| {
         chunks.par_iter().try_for_each(|coords| {
+            progress.check()?;
             let key = spec.keys.key(coords);
             let mut scratch = aligned_scratch(chunk_bytes);
             let chunk = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut scratch)[..chunk_bytes];

@@ -11,6 +11,7 @@ import { InvalidArgument, StorageError } from "../errors.ts";
 import { type Counters, NativeArray, withProgress } from "../native.ts";
 import { encodeDescriptor } from "./descriptor.ts";
 import { type ArrayMetadata, parseNode } from "./metadata.ts";
+import { clearIncomplete, Coverage, markIncomplete } from "./incomplete.ts";
 
 /**
  * Options of {@link createArray}.
@@ -65,10 +66,15 @@ export interface CreateArrayOptions {
 export interface WriteOptions {
   /** Called with progress counters while writing, and once at the end. */
   onProgress?: (counters: Counters) => void;
+  /** Stops the write between chunks; it then rejects with `Aborted` (see the incomplete marker). */
+  signal?: AbortSignal;
 }
 
-/** Makes sure `path` is free to write: absent, or a Zarr node the caller asked to replace. */
-export async function prepareTarget(path: string, overwrite: boolean): Promise<void> {
+/**
+ * Checks that `path` may be written: absent, or a Zarr node the caller asked
+ * to replace. Returns whether something is there (to be replaced).
+ */
+export async function checkTarget(path: string, overwrite: boolean): Promise<boolean> {
   let info: Deno.FileInfo | undefined;
   try {
     info = await Deno.stat(path);
@@ -86,8 +92,13 @@ export async function prepareTarget(path: string, overwrite: boolean): Promise<v
     if (!info.isDirectory || !isZarr) {
       throw new InvalidArgument(`${path} exists and is not a Zarr store; refusing to replace it`);
     }
-    await Deno.remove(path, { recursive: true });
   }
+  return info !== undefined;
+}
+
+/** Makes sure `path` is free to write: absent, or a Zarr node the caller asked to replace. */
+export async function prepareTarget(path: string, overwrite: boolean): Promise<void> {
+  if (await checkTarget(path, overwrite)) await Deno.remove(path, { recursive: true });
   await Deno.mkdir(path, { recursive: true });
 }
 
@@ -164,6 +175,10 @@ export class ZarrArrayWriter implements Disposable {
    */
   readonly metadata: ArrayMetadata;
   #native: NativeArray;
+  #coverage?: Coverage;
+  #inFlight = 0;
+  #marker: Promise<void> = Promise.resolve();
+  #marked = false;
 
   /** Use {@link createArray}. */
   constructor(metadata: ArrayMetadata) {
@@ -199,10 +214,38 @@ export class ZarrArrayWriter implements Disposable {
       );
     }
     const box = BigInt64Array.from([...origin, ...shape], BigInt);
-    await withProgress(
-      (progress) => this.#native.writeRegion(data, box, progress),
-      options.onProgress,
-    );
+    const { chunkShape } = this.metadata;
+    const coverage = this.#coverage ??= new Coverage(this.metadata.shape, chunkShape);
+    this.#inFlight++;
+    try {
+      // The marker is in place before any chunk is written, and the box
+      // counts as unwritten until its write succeeds.
+      await this.#setMarker(true);
+      coverage.set(origin, shape, chunkShape, false);
+      await withProgress((progress) => this.#native.writeRegion(data, box, progress), {
+        onProgress: options.onProgress,
+        signal: options.signal,
+        what: `write of ${path}`,
+      });
+      coverage.set(origin, shape, chunkShape, true);
+    } finally {
+      if (--this.#inFlight === 0 && coverage.complete) await this.#setMarker(false);
+    }
+  }
+
+  /**
+   * Puts (or removes) the incomplete marker; operations run one at a time,
+   * in call order. The marker stays while any chunk has not been written
+   * by a write that succeeded.
+   */
+  #setMarker(on: boolean): Promise<void> {
+    const path = this.metadata.path;
+    this.#marker = this.#marker.catch(() => {}).then(async () => {
+      if (on === this.#marked) return;
+      await (on ? markIncomplete(path, `array ${path}`) : clearIncomplete(path));
+      this.#marked = on;
+    });
+    return this.#marker;
   }
 
   /** Closes the native handle. */

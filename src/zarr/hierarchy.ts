@@ -9,6 +9,7 @@ import { NotFound, StorageError } from "../errors.ts";
 import { type Axis, parseNgff } from "../ngff.ts";
 import { type NodeMetadata, readNode } from "./metadata.ts";
 import { isV2Node } from "./v2.ts";
+import { describeJson } from "./json.ts";
 
 /** A node with the Zarr format it was read from. */
 export interface ZarrNode {
@@ -134,7 +135,7 @@ export function parseLabelList(attributes: Record<string, unknown>, file: string
   const labels = omeAttributes(attributes).labels;
   if (labels === undefined) return [];
   if (!Array.isArray(labels) || !labels.every((l) => typeof l === "string")) {
-    throw new StorageError(`${file}: OME-NGFF labels ${JSON.stringify(labels)} must list names`);
+    throw new StorageError(`${file}: OME-NGFF labels ${describeJson(labels)} must list names`);
   }
   return labels as string[];
 }

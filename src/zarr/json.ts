@@ -34,3 +34,15 @@ export function parseMetadataJson(text: string, file: string, exactFill = false)
     throw new StorageError(`${file} is not valid JSON: ${(e as Error).message}`);
   }
 }
+
+/**
+ * A JSON value for error messages. Unlike `JSON.stringify` it never throws
+ * (bigints, cycles) and never returns `undefined`.
+ */
+export function describeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value, (_, v) => typeof v === "bigint" ? `${v}` : v) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { parseMetadataJson } from "./json.ts";
+import { describeJson, parseMetadataJson } from "./json.ts";
 import { join } from "node:path";
 import { type DType, DTYPES, encodeScalar } from "../dtype.ts";
 import { NotFound, StorageError } from "../errors.ts";
@@ -114,32 +114,33 @@ export function parseNode(json: unknown, path: string, file: string): NodeMetada
   };
   if (!isObject(json)) return fail("metadata is not a JSON object");
   if (json.zarr_format !== 3) {
-    return fail(`zarr_format is ${JSON.stringify(json.zarr_format)}, expected 3`);
+    return fail(`zarr_format is ${describeJson(json.zarr_format)}, expected 3`);
   }
   const attributes = json.attributes === undefined ? {} : json.attributes;
   if (!isObject(attributes)) return fail("attributes is not an object");
   if (json.node_type === "group") return { kind: "group", group: { path, attributes } };
   if (json.node_type !== "array") {
-    return fail(`node_type ${JSON.stringify(json.node_type)} is unknown`);
+    return fail(`node_type ${describeJson(json.node_type)} is unknown`);
   }
 
   const shape = integerList(json.shape, "shape", 0, fail);
   const dtype = STORED_DTYPES.find((d) => d === json.data_type);
   if (!dtype) {
     return fail(
-      `data_type ${JSON.stringify(json.data_type)} is not supported (supported: ${
+      `data_type ${describeJson(json.data_type)} is not supported (supported: ${
         STORED_DTYPES.join(", ")
       })`,
     );
   }
   const grid = json.chunk_grid;
   if (!isObject(grid) || grid.name !== "regular" || !isObject(grid.configuration)) {
-    return fail(`chunk_grid ${JSON.stringify(grid)} is not supported (only "regular")`);
+    return fail(`chunk_grid ${describeJson(grid)} is not supported (only "regular")`);
   }
   const chunkShape = integerList(grid.configuration.chunk_shape, "chunk_shape", 1, fail);
   if (chunkShape.length !== shape.length) {
     fail(`chunk_shape has rank ${chunkShape.length}, shape has rank ${shape.length}`);
   }
+  checkChunkSize(chunkShape, "chunk_shape", fail);
   if (Array.isArray(json.storage_transformers) && json.storage_transformers.length > 0) {
     fail("storage_transformers are not supported");
   }
@@ -148,7 +149,7 @@ export function parseNode(json: unknown, path: string, file: string): NodeMetada
     if (
       !Array.isArray(dimensionNames) || dimensionNames.length !== shape.length ||
       !dimensionNames.every((n) => n === null || typeof n === "string")
-    ) fail(`dimension_names ${JSON.stringify(dimensionNames)} do not match the shape`);
+    ) fail(`dimension_names ${describeJson(dimensionNames)} do not match the shape`);
   }
   const array: ArrayMetadata = {
     path,
@@ -165,6 +166,17 @@ export function parseNode(json: unknown, path: string, file: string): NodeMetada
   return { kind: "array", array };
 }
 
+/** Largest number of elements of one chunk (the native library's bound on every allocation). */
+export const MAX_CHUNK_ELEMENTS = 2 ** 31;
+
+/** Fails when a chunk of `shape` would hold more than {@link MAX_CHUNK_ELEMENTS} elements. */
+export function checkChunkSize(shape: number[], what: string, fail: (m: string) => never): void {
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (n > MAX_CHUNK_ELEMENTS) {
+    fail(`${what} [${shape}] has ${n} elements per chunk, more than 2^31`);
+  }
+}
+
 function integerList(
   value: unknown,
   what: string,
@@ -175,7 +187,7 @@ function integerList(
     !Array.isArray(value) ||
     !value.every((v) => Number.isSafeInteger(v) && v >= min)
   ) {
-    return fail(`${what} ${JSON.stringify(value)} must be a list of integers ≥ ${min}`);
+    return fail(`${what} ${describeJson(value)} must be a list of integers ≥ ${min}`);
   }
   if (value.length > 32) fail(`${what} has rank ${value.length}, more than 32`);
   return value as number[];
@@ -188,11 +200,11 @@ function parseKeyEncoding(
   if (!isObject(value)) return fail("chunk_key_encoding is missing");
   const config = isObject(value.configuration) ? value.configuration : {};
   if (value.name !== "default" && value.name !== "v2") {
-    return fail(`chunk_key_encoding ${JSON.stringify(value.name)} is not supported`);
+    return fail(`chunk_key_encoding ${describeJson(value.name)} is not supported`);
   }
   const separator = config.separator ?? (value.name === "default" ? "/" : ".");
   if (separator !== "/" && separator !== ".") {
-    return fail(`chunk key separator ${JSON.stringify(separator)} is not supported`);
+    return fail(`chunk key separator ${describeJson(separator)} is not supported`);
   }
   return { name: value.name, separator };
 }
@@ -259,20 +271,20 @@ function parseCodecs(
   return value.map((entry): Codec => {
     const raw = typeof entry === "string" ? { name: entry } : entry;
     if (!isObject(raw) || typeof raw.name !== "string") {
-      return fail(`${where}: codec ${JSON.stringify(entry)} is malformed`);
+      return fail(`${where}: codec ${describeJson(entry)} is malformed`);
     }
     const c = isObject(raw.configuration) ? raw.configuration : {};
     switch (raw.name) {
       case "bytes": {
         const endian = c.endian ?? "little";
         if (endian !== "little" && endian !== "big") {
-          fail(`${where}: bytes endian ${JSON.stringify(endian)}`);
+          fail(`${where}: bytes endian ${describeJson(endian)}`);
         }
         return { name: "bytes", endian: endian as "little" | "big" };
       }
       case "zstd": {
         const level = c.level ?? 0;
-        if (!Number.isInteger(level)) fail(`${where}: zstd level ${JSON.stringify(level)}`);
+        if (!Number.isInteger(level)) fail(`${where}: zstd level ${describeJson(level)}`);
         return { name: "zstd", level: level as number, checksum: c.checksum === true };
       }
       case "crc32c":
@@ -281,14 +293,14 @@ function parseCodecs(
       case "numcodecs.zlib": {
         const level = c.level ?? (raw.name === "gzip" ? 5 : 1);
         if (!Number.isInteger(level) || (level as number) < 0 || (level as number) > 9) {
-          fail(`${where}: ${raw.name} level ${JSON.stringify(level)}`);
+          fail(`${where}: ${raw.name} level ${describeJson(level)}`);
         }
         return { name: raw.name === "gzip" ? "gzip" : "zlib", level: level as number };
       }
       case "numcodecs.lz4": {
         const acceleration = c.acceleration ?? 1;
         if (!Number.isInteger(acceleration)) {
-          fail(`${where}: lz4 acceleration ${JSON.stringify(acceleration)}`);
+          fail(`${where}: lz4 acceleration ${describeJson(acceleration)}`);
         }
         return { name: "lz4", acceleration: acceleration as number };
       }
@@ -299,10 +311,10 @@ function parseCodecs(
           ? BLOSC_SHUFFLES[c.shuffle]
           : c.shuffle ?? "noshuffle";
         if (typeof cname !== "string" || !BLOSC_CNAMES.includes(cname)) {
-          fail(`${where}: blosc cname ${JSON.stringify(cname)}`);
+          fail(`${where}: blosc cname ${describeJson(cname)}`);
         }
         if (typeof shuffle !== "string" || !BLOSC_SHUFFLES.includes(shuffle)) {
-          fail(`${where}: blosc shuffle ${JSON.stringify(c.shuffle)}`);
+          fail(`${where}: blosc shuffle ${describeJson(c.shuffle)}`);
         }
         const numbers = {
           clevel: c.clevel ?? 5,
@@ -311,7 +323,7 @@ function parseCodecs(
         };
         for (const [key, v] of Object.entries(numbers)) {
           if (!Number.isInteger(v) || (v as number) < 0) {
-            fail(`${where}: blosc ${key} ${JSON.stringify(v)}`);
+            fail(`${where}: blosc ${key} ${describeJson(v)}`);
           }
         }
         return {
@@ -330,7 +342,7 @@ function parseCodecs(
         const list = integerList(order, `${where}: transpose order`, 0, fail);
         if (list.length !== rank || new Set(list).size !== rank || list.some((o) => o >= rank)) {
           fail(
-            `${where}: transpose order ${JSON.stringify(order)} is not a permutation of 0..${
+            `${where}: transpose order ${describeJson(order)} is not a permutation of 0..${
               rank - 1
             }`,
           );
@@ -344,7 +356,7 @@ function parseCodecs(
         }
         const location = c.index_location ?? "end";
         if (location !== "start" && location !== "end") {
-          fail(`${where}: index_location ${JSON.stringify(location)}`);
+          fail(`${where}: index_location ${describeJson(location)}`);
         }
         const indexCodecs = c.index_codecs ??
           [{ name: "bytes", configuration: { endian: "little" } }, {
@@ -360,7 +372,7 @@ function parseCodecs(
       }
       default:
         return fail(
-          `${where}: codec ${JSON.stringify(raw.name)} is not supported (supported: ${
+          `${where}: codec ${describeJson(raw.name)} is not supported (supported: ${
             SUPPORTED.join(", ")
           })`,
         );
@@ -377,8 +389,8 @@ function checkSharding(codecs: Codec[], chunkShape: number[], fail: (m: string) 
     codec.chunkShape.forEach((inner, d) => {
       if (shape[d] % inner !== 0) {
         fail(
-          `shard shape ${JSON.stringify(shape)} is not a multiple of inner chunk shape ${
-            JSON.stringify(codec.chunkShape)
+          `shard shape ${describeJson(shape)} is not a multiple of inner chunk shape ${
+            describeJson(codec.chunkShape)
           }`,
         );
       }

@@ -14,11 +14,11 @@
  * @module
  */
 
-import { parseMetadataJson } from "./json.ts";
+import { describeJson, parseMetadataJson } from "./json.ts";
 import { join } from "node:path";
 import { type DType, dtypeSize, encodeScalar } from "../dtype.ts";
 import { NotFound, StorageError } from "../errors.ts";
-import type { ArrayMetadata, Codec, NodeMetadata } from "./metadata.ts";
+import { type ArrayMetadata, checkChunkSize, type Codec, type NodeMetadata } from "./metadata.ts";
 
 type Json = Record<string, unknown>;
 
@@ -94,7 +94,7 @@ export async function readV2Node(path: string): Promise<NodeMetadata> {
   if (!isObject(json)) throw new StorageError(`${zgroupFile}: metadata is not a JSON object`);
   if (json.zarr_format !== 2) {
     throw new StorageError(
-      `${zgroupFile} (Zarr v2): zarr_format is ${JSON.stringify(json.zarr_format)}, expected 2`,
+      `${zgroupFile} (Zarr v2): zarr_format is ${describeJson(json.zarr_format)}, expected 2`,
     );
   }
   return { kind: "group", group: { path, attributes: await readV2Attributes(path) } };
@@ -121,13 +121,13 @@ export function parseV2Dtype(
   fail: (m: string) => never,
 ): { dtype: DType; endian: "little" | "big" } {
   if (Array.isArray(value)) {
-    return fail(`structured dtype ${JSON.stringify(value)} is not supported`);
+    return fail(`structured dtype ${describeJson(value)} is not supported`);
   }
-  if (typeof value !== "string") return fail(`dtype ${JSON.stringify(value)} is not a string`);
+  if (typeof value !== "string") return fail(`dtype ${describeJson(value)} is not a string`);
   const m = /^([<>|=])([a-zA-Z])(\d+)$/.exec(value);
   const unsupported = (what: string): never =>
     fail(
-      `dtype ${JSON.stringify(value)} (${what}) is not supported ` +
+      `dtype ${describeJson(value)} (${what}) is not supported ` +
         `(supported: bool, int8-64, uint8-64, float16/32/64 in either byte order)`,
     );
   const kind = value.replace(/^[<>|=]/, "")[0] ?? "";
@@ -143,7 +143,7 @@ export function parseV2Dtype(
   };
   const dtype = names[kind]?.[size];
   if (!dtype) return unsupported(`${what} of ${size} bytes`);
-  if (order === "|" && size > 1) return fail(`dtype ${JSON.stringify(value)} needs a byte order`);
+  if (order === "|" && size > 1) return fail(`dtype ${describeJson(value)} needs a byte order`);
   // "=" is the writer's native order; every platform numpy writes Zarr from is little-endian.
   return { dtype, endian: order === ">" ? "big" : "little" };
 }
@@ -155,7 +155,7 @@ function integerList(
   fail: (m: string) => never,
 ): number[] {
   if (!Array.isArray(value) || !value.every((v) => Number.isSafeInteger(v) && v >= min)) {
-    return fail(`${what} ${JSON.stringify(value)} must be a list of integers ≥ ${min}`);
+    return fail(`${what} ${describeJson(value)} must be a list of integers ≥ ${min}`);
   }
   if (value.length > 32) fail(`${what} has rank ${value.length}, more than 32`);
   return value as number[];
@@ -199,7 +199,7 @@ export function parseV2Fill(
 }
 
 function stringify(value: unknown): string {
-  return typeof value === "bigint" ? value.toString() : JSON.stringify(value);
+  return typeof value === "bigint" ? value.toString() : describeJson(value);
 }
 
 /** The bytes-to-bytes codec of a v2 `compressor`; `undefined` for null. */
@@ -210,12 +210,12 @@ export function parseV2Compressor(
 ): Codec | undefined {
   if (value === null || value === undefined) return undefined;
   if (!isObject(value) || typeof value.id !== "string") {
-    return fail(`compressor ${JSON.stringify(value)} is malformed`);
+    return fail(`compressor ${describeJson(value)} is malformed`);
   }
   const int = (key: string, fallback: number, min: number, max: number): number => {
     const v = value[key] ?? fallback;
     if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) {
-      fail(`compressor ${value.id}: ${key} ${JSON.stringify(value[key])} is out of range`);
+      fail(`compressor ${value.id}: ${key} ${describeJson(value[key])} is out of range`);
     }
     return v as number;
   };
@@ -238,7 +238,7 @@ export function parseV2Compressor(
       const cname = value.cname ?? "lz4";
       if (!BLOSC_CNAMES.includes(cname as typeof BLOSC_CNAMES[number])) {
         return fail(
-          `compressor blosc: cname ${JSON.stringify(cname)} is not supported (supported: ${
+          `compressor blosc: cname ${describeJson(cname)} is not supported (supported: ${
             BLOSC_CNAMES.join(", ")
           })`,
         );
@@ -260,7 +260,7 @@ export function parseV2Compressor(
     }
     default:
       return fail(
-        `compressor ${JSON.stringify(value.id)} is not supported (supported: ${
+        `compressor ${describeJson(value.id)} is not supported (supported: ${
           V2_COMPRESSORS.join(", ")
         }, or null)`,
       );
@@ -282,33 +282,32 @@ export function parseV2Array(
   };
   if (!isObject(json)) return fail("metadata is not a JSON object");
   if (json.zarr_format !== 2) {
-    return fail(`zarr_format is ${JSON.stringify(json.zarr_format)}, expected 2`);
+    return fail(`zarr_format is ${describeJson(json.zarr_format)}, expected 2`);
   }
   const shape = integerList(json.shape, "shape", 0, fail);
   const chunkShape = integerList(json.chunks, "chunks", 1, fail);
   if (chunkShape.length !== shape.length) {
     fail(`chunks has rank ${chunkShape.length}, shape has rank ${shape.length}`);
   }
+  checkChunkSize(chunkShape, "chunks", fail);
   const { dtype, endian } = parseV2Dtype(json.dtype, fail);
   const filters = json.filters;
   if (filters !== null && filters !== undefined) {
-    if (!Array.isArray(filters)) fail(`filters ${JSON.stringify(filters)} is not a list`);
+    if (!Array.isArray(filters)) fail(`filters ${describeJson(filters)} is not a list`);
     if ((filters as unknown[]).length > 0) {
-      const ids = (filters as unknown[]).map((f) => isObject(f) ? String(f.id) : JSON.stringify(f));
+      const ids = (filters as unknown[]).map((f) => isObject(f) ? String(f.id) : describeJson(f));
       fail(
-        `${ids.length > 1 ? "filters" : "filter"} ${
-          ids.map((id) => JSON.stringify(id)).join(", ")
-        } ${
+        `${ids.length > 1 ? "filters" : "filter"} ${ids.map((id) => describeJson(id)).join(", ")} ${
           ids.length > 1 ? "are" : "is"
         } not supported (tessera reads Zarr v2 arrays without filters)`,
       );
     }
   }
   const order = json.order ?? "C";
-  if (order !== "C" && order !== "F") fail(`order ${JSON.stringify(order)} must be "C" or "F"`);
+  if (order !== "C" && order !== "F") fail(`order ${describeJson(order)} must be "C" or "F"`);
   const separator = json.dimension_separator ?? ".";
   if (separator !== "." && separator !== "/") {
-    fail(`dimension_separator ${JSON.stringify(separator)} must be "." or "/"`);
+    fail(`dimension_separator ${describeJson(separator)} must be "." or "/"`);
   }
   const codecs: Codec[] = [];
   if (order === "F" && shape.length > 1) {
@@ -327,9 +326,9 @@ export function parseV2Array(
     ) {
       throw new StorageError(
         `${join(path, ".zattrs")} (Zarr v2): _ARRAY_DIMENSIONS ${
-          JSON.stringify(dims)
+          describeJson(dims)
         } do not match the ` +
-          `shape ${JSON.stringify(shape)}`,
+          `shape ${describeJson(shape)}`,
       );
     }
     dimensionNames = dims as string[];

@@ -1,0 +1,38 @@
+/**
+ * A writer that the crash-safety test kills mid-write: `array <path>` writes
+ * a 256 MB array in boxes, `image <path>` converts the same volume to an
+ * OME-Zarr image with writeOmeZarr. Prints "writing" when the first chunk
+ * write starts and "done" when it finished.
+ * @module
+ */
+
+import { createArray, writeOmeZarr } from "../mod.ts";
+
+const [mode, path] = Deno.args;
+const shape = [128, 1024, 1024];
+const data = new Uint16Array(shape[0] * shape[1] * shape[2]);
+for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 16;
+const say = (text: string) => Deno.stdout.writeSync(new TextEncoder().encode(text + "\n"));
+
+if (mode === "array") {
+  using writer = await createArray(path, { shape, dtype: "uint16", chunks: [8, 256, 256] });
+  say("writing");
+  const slab = 8 * 1024 * 1024;
+  for (let z = 0; z < shape[0]; z += 8) {
+    await writer.write(data.subarray(z * 1024 * 1024, z * 1024 * 1024 + slab), [z, 0, 0], [
+      8,
+      1024,
+      1024,
+    ]);
+  }
+} else {
+  say("writing");
+  await writeOmeZarr(path, data, {
+    axes: ["z", "y", "x"],
+    shape,
+    dtype: "uint16",
+    chunks: [8, 256, 256],
+    levels: 3,
+  });
+}
+say("done");
