@@ -86,6 +86,41 @@ export const symbols = {
   tessera_progress_new: { parameters: [], result: "pointer" },
   tessera_progress_read: { parameters: ["pointer", "buffer", "usize"], result: "void" },
   tessera_progress_free: { parameters: ["pointer"], result: "void" },
+  // OME-Arrow sources (src/omearrow.ts)
+  tessera_omearrow_open: {
+    parameters: ["buffer", "usize", "u64", "buffer", "usize", "buffer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  tessera_omearrow_meta: { parameters: ["pointer", "buffer", "usize"], result: "usize" },
+  tessera_omearrow_read: {
+    parameters: ["pointer", "buffer", "usize", "pointer", "buffer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  tessera_omearrow_explain: {
+    parameters: ["pointer", "buffer", "usize", "pointer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  tessera_omearrow_free: { parameters: ["pointer"], result: "void" },
+  tessera_omearrow_write: {
+    parameters: [
+      "buffer",
+      "usize",
+      "pointer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The bound native functions. */

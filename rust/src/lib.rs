@@ -14,6 +14,7 @@ pub mod downsample;
 pub mod dtype;
 pub mod error;
 pub mod ffi;
+pub mod omearrow;
 pub mod progress;
 pub mod read;
 pub mod region;
