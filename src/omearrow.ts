@@ -56,7 +56,10 @@ const registry = new FinalizationRegistry<Deno.PointerObject>((p) =>
 function check(status: number, err: Uint8Array): void {
   if (status === 0) return;
   const end = err.indexOf(0);
-  throw errorFromStatus(status, new TextDecoder().decode(err.subarray(0, end < 0 ? undefined : end)));
+  throw errorFromStatus(
+    status,
+    new TextDecoder().decode(err.subarray(0, end < 0 ? undefined : end)),
+  );
 }
 
 /** A native OME-Arrow record handle; reads region requests over (t, c, z, y, x). */
@@ -212,7 +215,10 @@ export class OmeArrowImage extends Image {
  * `options.column` (default: the first struct column with OME-Arrow
  * fields) of a Parquet or Arrow IPC file at local path `path`.
  */
-export async function openOmeArrow(path: string, options: OpenOptions = {}): Promise<OmeArrowImage> {
+export async function openOmeArrow(
+  path: string,
+  options: OpenOptions = {},
+): Promise<OmeArrowImage> {
   const row = options.row ?? 0;
   if (!Number.isSafeInteger(row) || row < 0) {
     throw new InvalidArgument(`${path}: row ${row} must be a non-negative integer`);

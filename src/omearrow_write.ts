@@ -62,7 +62,9 @@ export async function writeOmeArrow(
   }
   const format = options.format ?? (/\.(arrow|feather|ipc)$/i.test(target) ? "ipc" : "parquet");
   if (format !== "parquet" && format !== "ipc") {
-    throw new InvalidArgument(`${target}: format ${JSON.stringify(format)} is not "parquet" or "ipc"`);
+    throw new InvalidArgument(
+      `${target}: format ${JSON.stringify(format)} is not "parquet" or "ipc"`,
+    );
   }
   const shape = AXES.map((a) => view.axes.includes(a) ? view.shape[view.axes.indexOf(a)] : 1);
   const channels = options.channels ?? Array.from({ length: shape[1] }, (_, i) => `C${i}`);

@@ -539,7 +539,9 @@ pub unsafe extern "C" fn tessera_omearrow_meta(
     buf_len: usize,
 ) -> usize {
     catch_unwind(AssertUnwindSafe(|| {
-        let Some(source) = source.as_ref() else { return 0 };
+        let Some(source) = source.as_ref() else {
+            return 0;
+        };
         let json = source.meta_json();
         if !buf.is_null() {
             std::ptr::copy_nonoverlapping(json.as_ptr(), buf, json.len().min(buf_len));
@@ -635,7 +637,9 @@ pub unsafe extern "C" fn tessera_omearrow_write(
         };
         let dims = [*t, *c, *z, *y, *x, *cz, *cy, *cx];
         if dims.iter().any(|&v| v <= 0) {
-            return Err(Error::invalid(format!("OME-Arrow write: sizes {dims:?} must be positive")));
+            return Err(Error::invalid(format!(
+                "OME-Arrow write: sizes {dims:?} must be positive"
+            )));
         }
         let physical: [f64; 3] = slice(physical, 3, "physical sizes")?
             .try_into()

@@ -102,7 +102,9 @@ impl Pixels {
                 let bytes = values.buffers()[0].as_slice();
                 bytes
                     .get((base + a) * size..(base + b) * size)
-                    .ok_or_else(|| Error::decode(format!("pixel values of entry {item} are cut short")))
+                    .ok_or_else(|| {
+                        Error::decode(format!("pixel values of entry {item} are cut short"))
+                    })
             }
             Pixels::Bytes(array) => {
                 if let Some(b) = array.as_binary_opt::<i64>() {
@@ -112,7 +114,10 @@ impl Pixels {
                 } else if let Some(b) = array.as_binary_view_opt() {
                     Ok(b.value(item))
                 } else {
-                    Err(Error::decode(format!("pixel_bytes is {}, not binary", array.data_type())))
+                    Err(Error::decode(format!(
+                        "pixel_bytes is {}, not binary",
+                        array.data_type()
+                    )))
                 }
             }
         }
@@ -142,14 +147,21 @@ pub fn detect(path: &Path) -> Result<Format> {
         };
         Error::new(kind, e.to_string())
     })?;
-    let len = f.metadata().map_err(|e| Error::storage(e.to_string()))?.len();
+    let len = f
+        .metadata()
+        .map_err(|e| Error::storage(e.to_string()))?
+        .len();
     let mut head = [0u8; 8];
-    let n = f.read(&mut head).map_err(|e| Error::storage(e.to_string()))?;
+    let n = f
+        .read(&mut head)
+        .map_err(|e| Error::storage(e.to_string()))?;
     if n >= 4 && &head[..4] == b"PAR1" {
         let mut tail = [0u8; 4];
         if len >= 12 {
-            f.seek(SeekFrom::End(-4)).map_err(|e| Error::storage(e.to_string()))?;
-            f.read_exact(&mut tail).map_err(|e| Error::storage(e.to_string()))?;
+            f.seek(SeekFrom::End(-4))
+                .map_err(|e| Error::storage(e.to_string()))?;
+            f.read_exact(&mut tail)
+                .map_err(|e| Error::storage(e.to_string()))?;
         }
         if &tail != b"PAR1" {
             return Err(Error::decode(format!(
@@ -215,7 +227,12 @@ fn named_path(parts: &[String]) -> Vec<&str> {
 }
 
 fn is_pixel_leaf(named: &[&str]) -> bool {
-    matches!(named, [_, "chunks", "pixels", ..] | [_, "chunks", "pixel_bytes", ..] | [_, "planes", "pixels", ..])
+    matches!(
+        named,
+        [_, "chunks", "pixels", ..]
+            | [_, "chunks", "pixel_bytes", ..]
+            | [_, "planes", "pixels", ..]
+    )
 }
 
 /// Opens row `row` of a Parquet file.
@@ -229,7 +246,9 @@ fn open_parquet(path: &Path, row: u64, column: Option<&str>) -> Result<Opened> {
     let meta = metadata.metadata();
     let rows = meta.file_metadata().num_rows() as u64;
     if row >= rows {
-        return Err(Error::invalid(format!("row {row} does not exist: the file has {rows} rows")));
+        return Err(Error::invalid(format!(
+            "row {row} does not exist: the file has {rows} rows"
+        )));
     }
     let mut first = 0u64;
     let mut found = None;
@@ -270,7 +289,11 @@ fn open_parquet(path: &Path, row: u64, column: Option<&str>) -> Result<Opened> {
 
 /// Reads the leaves of the record column that `keep` accepts, for the
 /// source's row only.
-fn read_parquet(path: &Path, source: &Source, keep: impl Fn(&[&str]) -> bool) -> Result<RecordBatch> {
+fn read_parquet(
+    path: &Path,
+    source: &Source,
+    keep: impl Fn(&[&str]) -> bool,
+) -> Result<RecordBatch> {
     let Source::Parquet {
         metadata,
         row_group,
@@ -281,7 +304,9 @@ fn read_parquet(path: &Path, source: &Source, keep: impl Fn(&[&str]) -> bool) ->
         return Err(Error::invalid("not a Parquet source"));
     };
     let schema = metadata.parquet_schema();
-    let root = schema.root_schema().get_fields()[*column].name().to_string();
+    let root = schema.root_schema().get_fields()[*column]
+        .name()
+        .to_string();
     let leaves: Vec<usize> = (0..schema.num_columns())
         .filter(|&i| {
             let parts = schema.column(i).path().parts().to_vec();
@@ -290,7 +315,10 @@ fn read_parquet(path: &Path, source: &Source, keep: impl Fn(&[&str]) -> bool) ->
         })
         .collect();
     let file = File::open(path).map_err(|e| Error::storage(e.to_string()))?;
-    let selection = RowSelection::from(vec![RowSelector::skip(*row_in_group), RowSelector::select(1)]);
+    let selection = RowSelection::from(vec![
+        RowSelector::skip(*row_in_group),
+        RowSelector::select(1),
+    ]);
     let mut reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata.clone())
         .with_row_groups(vec![*row_group])
         .with_row_selection(selection)
@@ -336,16 +364,25 @@ pub fn pixels_of(rec: &StructArray, row: usize, list: PixelList) -> Result<Pixel
     }
     let what = format!("{list_name}.{payload}");
     let (offsets, values): (Vec<i64>, ArrayRef) = if let Some(l) = array.as_list_opt::<i32>() {
-        (l.value_offsets().iter().map(|&o| o as i64).collect(), l.values().clone())
+        (
+            l.value_offsets().iter().map(|&o| o as i64).collect(),
+            l.values().clone(),
+        )
     } else if let Some(l) = array.as_list_opt::<i64>() {
         (l.value_offsets().to_vec(), l.values().clone())
     } else {
-        return Err(Error::decode(format!("{what} is {}, not a list", array.data_type())));
+        return Err(Error::decode(format!(
+            "{what} is {}, not a list",
+            array.data_type()
+        )));
     };
     let dtype = record::arrow_dtype(values.data_type()).ok_or_else(|| {
         Error::new(
             ErrorKind::DtypeMismatch,
-            format!("{what} holds {} values, not a supported pixel type", values.data_type()),
+            format!(
+                "{what} holds {} values, not a supported pixel type",
+                values.data_type()
+            ),
         )
     })?;
     Ok(Pixels::List {
@@ -377,8 +414,12 @@ fn open_ipc(path: &Path, row: u64, column: Option<&str>) -> Result<Opened> {
     }
     let footer = root_as_footer(&buffer[len - 10 - footer_len..len - 10]).map_err(decode_err)?;
     let schema = Arc::new(
-        try_fb_to_schema(footer.schema().ok_or_else(|| Error::decode("IPC footer has no schema"))?)
-            .map_err(decode_err)?,
+        try_fb_to_schema(
+            footer
+                .schema()
+                .ok_or_else(|| Error::decode("IPC footer has no schema"))?,
+        )
+        .map_err(decode_err)?,
     );
     let col = pick_column(schema.fields(), column)?;
     let list = pixel_list(schema.field(col).data_type())?;
@@ -395,13 +436,17 @@ fn open_ipc(path: &Path, row: u64, column: Option<&str>) -> Result<Opened> {
         }
     };
     for block in footer.dictionaries().iter().flatten() {
-        decoder.read_dictionary(block, &block_data(block)?).map_err(decode_err)?;
+        decoder
+            .read_dictionary(block, &block_data(block)?)
+            .map_err(decode_err)?;
     }
     let mut first = 0u64;
     let mut rows = 0u64;
     let mut found: Option<(RecordBatch, usize)> = None;
     for block in footer.recordBatches().iter().flatten() {
-        let Some(batch) = decoder.read_record_batch(block, &block_data(block)?).map_err(decode_err)?
+        let Some(batch) = decoder
+            .read_record_batch(block, &block_data(block)?)
+            .map_err(decode_err)?
         else {
             continue;
         };
@@ -413,7 +458,9 @@ fn open_ipc(path: &Path, row: u64, column: Option<&str>) -> Result<Opened> {
         rows += n;
     }
     let (batch, row_in_batch) = found.ok_or_else(|| {
-        Error::invalid(format!("row {row} does not exist: the file has {rows} rows"))
+        Error::invalid(format!(
+            "row {row} does not exist: the file has {rows} rows"
+        ))
     })?;
     let rec = record::as_struct(batch.column(0).as_ref(), "the record column")?;
     let record = record::parse(rec, row_in_batch, list)?;

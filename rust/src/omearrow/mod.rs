@@ -95,7 +95,11 @@ impl OmeArrow {
                 if last_sel < o || r.start >= o + n {
                     continue 'pieces;
                 }
-                let k0 = if r.start >= o { 0 } else { (o - r.start).div_ceil(r.step) };
+                let k0 = if r.start >= o {
+                    0
+                } else {
+                    (o - r.start).div_ceil(r.step)
+                };
                 let k1 = ((o + n - 1 - r.start) / r.step).min(r.count - 1);
                 if k0 > k1 {
                     continue 'pieces;
@@ -162,14 +166,19 @@ impl OmeArrow {
         let dst = unsafe { Destination::new(buffer.as_ptr(), buffer.len(), request.out_dtype) };
         let out: Vec<u64> = request.dims.iter().map(|d| d.out_stride).collect();
         let run = |task: &Task<'_>| {
-            self.place(&pixels, task, &out, &dst, progress).map_err(|e| {
-                let kind = if self.record().list == record::PixelList::Planes {
-                    "planes"
-                } else {
-                    "chunks"
-                };
-                e.context(format!("{}: {kind}[{}]", self.path.display(), task.piece.item))
-            })?;
+            self.place(&pixels, task, &out, &dst, progress)
+                .map_err(|e| {
+                    let kind = if self.record().list == record::PixelList::Planes {
+                        "planes"
+                    } else {
+                        "chunks"
+                    };
+                    e.context(format!(
+                        "{}: {kind}[{}]",
+                        self.path.display(),
+                        task.piece.item
+                    ))
+                })?;
             Progress::add(&progress.outer_done, 1);
             Ok(())
         };
@@ -214,7 +223,7 @@ impl OmeArrow {
                     return Err(mismatch(n));
                 }
                 Progress::add(&progress.bytes_decoded, raw.len() as u64);
-                if (raw.as_ptr() as usize) % dtype.size() == 0 {
+                if (raw.as_ptr() as usize).is_multiple_of(dtype.size()) {
                     return assemble::copy(raw, *dtype, &walk, dst);
                 }
                 with_scratch(raw.len(), |scratch| {
@@ -280,7 +289,8 @@ impl OmeArrow {
             .map(|(v, u)| {
                 format!(
                     "{{\"size\":{},\"unit\":{}}}",
-                    v.filter(|x| x.is_finite()).map_or("null".into(), |x| x.to_string()),
+                    v.filter(|x| x.is_finite())
+                        .map_or("null".into(), |x| x.to_string()),
                     json_opt(u.as_deref())
                 )
             })
@@ -342,7 +352,8 @@ fn decompress(codec: &str, raw: &[u8], out: &mut [u8]) -> Result<usize> {
         "lz4" | "lz4_frame" => fill(Box::new(lz4_flex::frame::FrameDecoder::new(raw)), out),
         "gzip" => fill(Box::new(flate2::read::GzDecoder::new(raw)), out),
         "snappy" => {
-            let n = snap::raw::decompress_len(raw).map_err(|e| Error::decode(format!("snappy: {e}")))?;
+            let n = snap::raw::decompress_len(raw)
+                .map_err(|e| Error::decode(format!("snappy: {e}")))?;
             if n > out.len() {
                 return Ok(n);
             }
@@ -374,4 +385,113 @@ pub(crate) fn json_str(s: &str) -> String {
 
 fn json_opt(s: Option<&str>) -> String {
     s.map_or("null".into(), json_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtype::DType;
+    use crate::region::DimRequest;
+
+    fn written(ipc: bool, zstd: Option<i32>) -> (tempdir::Dir, Vec<u16>) {
+        let shape = [2u64, 2, 3, 10, 13];
+        let n: u64 = shape.iter().product();
+        let data: Vec<u16> = (0..n as u16).map(|v| v.wrapping_mul(7)).collect();
+        let dir = tempdir::Dir::new();
+        let options = write::WriteOptions {
+            dtype: DType::UInt16,
+            shape,
+            chunk: [2, 4, 5],
+            ipc,
+            zstd_level: zstd,
+            overwrite: false,
+            name: "t".into(),
+            id: "t".into(),
+            column: "ome_arrow".into(),
+            unit: "µm".into(),
+            channels: vec!["a".into(), "b".into()],
+            physical: [1.0, 0.5, 0.5],
+        };
+        write::write(&dir.file(), bytemuck::cast_slice(&data), &options).unwrap();
+        (dir, data)
+    }
+
+    /// Every second x of a box crossing chunk borders, transposed to (x, y).
+    fn strided_read(source: &OmeArrow) -> Vec<u16> {
+        let dims = [
+            (1, 1, 1, 0),
+            (0, 1, 1, 0),
+            (1, 1, 1, 0),
+            (3, 5, 1, 1),
+            (1, 6, 2, 5),
+        ];
+        let request = Request {
+            out_dtype: DType::UInt16,
+            dims: dims
+                .iter()
+                .map(|&(start, count, step, out_stride)| DimRequest {
+                    start,
+                    count,
+                    step,
+                    out_stride,
+                })
+                .collect(),
+        };
+        let out = source.read(&request, &Progress::default()).unwrap();
+        let bytes = unsafe { std::slice::from_raw_parts(out.as_ptr(), out.len()) };
+        bytes
+            .chunks_exact(2)
+            .map(|b| u16::from_ne_bytes([b[0], b[1]]))
+            .collect()
+    }
+
+    #[test]
+    fn written_files_read_back_in_both_formats() {
+        for (ipc, zstd) in [
+            (false, Some(3)),
+            (true, None),
+            (false, None),
+            (true, Some(1)),
+        ] {
+            let (dir, data) = written(ipc, zstd);
+            let source = OmeArrow::open(dir.file(), 0, None).unwrap();
+            assert_eq!(source.record().shape, [2, 2, 3, 10, 13]);
+            assert!(source.record().covered);
+            let got = strided_read(&source);
+            // t=1, c=0, z=1, y 3..8, x 1,3,..,11 → out[x][y]
+            let plane = 7 * 130; // (t=1, c=0, z=1) = (1·2 + 0)·3 + 1
+            let at = |y: usize, x: usize| data[plane + y * 13 + x];
+            for (xi, x) in (1..13).step_by(2).enumerate() {
+                for (yi, y) in (3..8).enumerate() {
+                    assert_eq!(got[xi * 5 + yi], at(y, x), "x {x} y {y} ipc {ipc}");
+                }
+            }
+        }
+    }
+
+    /// A scratch folder removed on drop.
+    mod tempdir {
+        pub struct Dir(std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Self {
+                use std::sync::atomic::{AtomicU32, Ordering};
+                static N: AtomicU32 = AtomicU32::new(0);
+                let p = std::env::temp_dir().join(format!(
+                    "tessera-omearrow-{}-{}",
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::Relaxed)
+                ));
+                std::fs::create_dir_all(&p).unwrap();
+                Self(p)
+            }
+            pub fn file(&self) -> std::path::PathBuf {
+                self.0.join("image.ome.parquet")
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
 }

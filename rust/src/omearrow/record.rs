@@ -187,7 +187,10 @@ pub fn as_struct<'a>(array: &'a dyn Array, what: &str) -> Result<&'a StructArray
 /// The child array of a list (or large list) and the range of entry `row`.
 pub fn list_entry(array: &dyn Array, row: usize, what: &str) -> Result<(ArrayRef, usize, usize)> {
     if row >= array.len() {
-        return Err(bad(format!("{what}: entry {row} of {} is missing", array.len())));
+        return Err(bad(format!(
+            "{what}: entry {row} of {} is missing",
+            array.len()
+        )));
     }
     if array.is_null(row) {
         return Ok((arrow_array::new_empty_array(&DataType::Null), 0, 0));
@@ -216,7 +219,9 @@ pub fn int_at(array: &dyn Array, i: usize) -> Option<i64> {
             }
         )*};
     }
-    try_int!(Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type);
+    try_int!(
+        Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type
+    );
     None
 }
 
@@ -266,15 +271,20 @@ pub fn is_ome_struct(t: &DataType) -> bool {
 /// Which list holds the pixels, judged from the struct type: chunks when
 /// present (OME-Arrow prefers them), else planes.
 pub fn pixel_list_of(t: &DataType) -> Option<PixelList> {
-    let DataType::Struct(fields) = t else { return None };
+    let DataType::Struct(fields) = t else {
+        return None;
+    };
     let entry_fields = |name: &str| {
-        fields.iter().find(|f| f.name() == name).and_then(|f| match f.data_type() {
-            DataType::List(e) | DataType::LargeList(e) => match e.data_type() {
-                DataType::Struct(inner) => Some(inner.clone()),
+        fields
+            .iter()
+            .find(|f| f.name() == name)
+            .and_then(|f| match f.data_type() {
+                DataType::List(e) | DataType::LargeList(e) => match e.data_type() {
+                    DataType::Struct(inner) => Some(inner.clone()),
+                    _ => None,
+                },
                 _ => None,
-            },
-            _ => None,
-        })
+            })
     };
     let chunks = entry_fields("chunks");
     let has = |fs: &Option<arrow_schema::Fields>, n: &str| {
@@ -299,7 +309,9 @@ pub fn parse(rec: &StructArray, row: usize, list: PixelList) -> Result<Record> {
         return Err(bad(format!("row {row} holds no OME-Arrow record")));
     }
     let pm = as_struct(
-        field(rec, "pixels_meta").ok_or_else(|| bad("pixels_meta is missing"))?.as_ref(),
+        field(rec, "pixels_meta")
+            .ok_or_else(|| bad("pixels_meta is missing"))?
+            .as_ref(),
         "pixels_meta",
     )?;
     if pm.is_null(row) {
@@ -425,7 +437,9 @@ fn read_planes(rec: &StructArray, row: usize, record: &mut Record) -> Result<()>
 }
 
 fn read_chunks(rec: &StructArray, row: usize, record: &mut Record) -> Result<()> {
-    let Some(chunks) = field(rec, "chunks") else { return Ok(()) };
+    let Some(chunks) = field(rec, "chunks") else {
+        return Ok(());
+    };
     let (values, start, end) = list_entry(chunks.as_ref(), row, "chunks")?;
     if end == start {
         return Ok(());
@@ -447,7 +461,9 @@ fn read_chunks(rec: &StructArray, row: usize, record: &mut Record) -> Result<()>
                 .map(|n| field(g, n).and_then(|a| int_at(a.as_ref(), row)));
             if let [Some(z), Some(y), Some(x)] = dims {
                 if z <= 0 || y <= 0 || x <= 0 {
-                    return Err(bad(format!("chunk_grid sizes ({z}, {y}, {x}) must be positive")));
+                    return Err(bad(format!(
+                        "chunk_grid sizes ({z}, {y}, {x}) must be positive"
+                    )));
                 }
                 grid = Some([z as u64, y as u64, x as u64]);
             }

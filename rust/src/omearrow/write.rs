@@ -71,7 +71,10 @@ fn channel_fields() -> Fields {
 }
 
 fn pixels_meta_fields() -> Fields {
-    let mut f = vec![nullable("dimension_order", DataType::Utf8), nullable("type", DataType::Utf8)];
+    let mut f = vec![
+        nullable("dimension_order", DataType::Utf8),
+        nullable("type", DataType::Utf8),
+    ];
     for (n, t) in [
         ("size_x", DataType::Int32),
         ("size_y", DataType::Int32),
@@ -87,7 +90,10 @@ fn pixels_meta_fields() -> Fields {
     ] {
         f.push(nullable(n, t));
     }
-    f.push(nullable("channels", list_of(DataType::Struct(channel_fields()))));
+    f.push(nullable(
+        "channels",
+        list_of(DataType::Struct(channel_fields())),
+    ));
     Fields::from(f)
 }
 
@@ -140,7 +146,10 @@ pub fn record_fields() -> Fields {
         nullable("id", DataType::Utf8),
         nullable("name", DataType::Utf8),
         nullable("image_type", DataType::Utf8),
-        nullable("acquisition_datetime", DataType::Timestamp(TimeUnit::Microsecond, None)),
+        nullable(
+            "acquisition_datetime",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+        ),
         nullable("pixels_meta", DataType::Struct(pixels_meta_fields())),
         nullable("chunk_grid", DataType::Struct(chunk_grid_fields())),
         nullable("chunks", list_of(DataType::Struct(chunk_fields()))),
@@ -170,7 +179,8 @@ fn arrow_err(e: arrow_schema::ArrowError) -> Error {
 }
 
 fn as_i32(v: u64, what: &str) -> Result<i32> {
-    i32::try_from(v).map_err(|_| Error::invalid(format!("{what} {v} does not fit OME-Arrow's int32")))
+    i32::try_from(v)
+        .map_err(|_| Error::invalid(format!("{what} {v} does not fit OME-Arrow's int32")))
 }
 
 /// A chunk's box: origin and shape (t, c, z, y, x).
@@ -190,16 +200,24 @@ pub fn write(path: &Path, data: &[u8], o: &WriteOptions) -> Result<()> {
         )));
     }
     if o.dtype == DType::BFloat16 {
-        return Err(Error::new(ErrorKind::DtypeMismatch, "OME-Arrow has no bfloat16 pixel type"));
+        return Err(Error::new(
+            ErrorKind::DtypeMismatch,
+            "OME-Arrow has no bfloat16 pixel type",
+        ));
     }
     if sc > i16::MAX as u64 {
-        return Err(Error::invalid(format!("{sc} channels do not fit OME-Arrow's int16")));
+        return Err(Error::invalid(format!(
+            "{sc} channels do not fit OME-Arrow's int16"
+        )));
     }
     for v in [st, sz, sy, sx] {
         as_i32(v, "size")?;
     }
     if o.channels.len() as u64 != sc {
-        return Err(Error::invalid(format!("{} channel names for {sc} channels", o.channels.len())));
+        return Err(Error::invalid(format!(
+            "{} channel names for {sc} channels",
+            o.channels.len()
+        )));
     }
     let chunk = [0, 1, 2].map(|k| o.chunk[k].clamp(1, o.shape[k + 2]));
     let mut boxes: Vec<ChunkBox> = Vec::new();
@@ -208,8 +226,13 @@ pub fn write(path: &Path, data: &[u8], o: &WriteOptions) -> Result<()> {
             for z in (0..sz).step_by(chunk[0] as usize) {
                 for y in (0..sy).step_by(chunk[1] as usize) {
                     for x in (0..sx).step_by(chunk[2] as usize) {
-                        let shape =
-                            [1, 1, chunk[0].min(sz - z), chunk[1].min(sy - y), chunk[2].min(sx - x)];
+                        let shape = [
+                            1,
+                            1,
+                            chunk[0].min(sz - z),
+                            chunk[1].min(sy - y),
+                            chunk[2].min(sx - x),
+                        ];
                         boxes.push(([t, c, z, y, x], shape));
                     }
                 }
@@ -243,7 +266,10 @@ pub fn write(path: &Path, data: &[u8], o: &WriteOptions) -> Result<()> {
     })?;
     let n = boxes.len();
     let col = |f: &dyn Fn(&ChunkBox) -> u64| -> Result<ArrayRef> {
-        let v = boxes.iter().map(|b| as_i32(f(b), "chunk coordinate")).collect::<Result<Vec<_>>>()?;
+        let v = boxes
+            .iter()
+            .map(|b| as_i32(f(b), "chunk coordinate"))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Arc::new(PrimitiveArray::<Int32Type>::from(v)))
     };
     let mut bytes = LargeBinaryBuilder::with_capacity(n, payloads.iter().map(Vec::len).sum());
@@ -283,19 +309,32 @@ pub fn write(path: &Path, data: &[u8], o: &WriteOptions) -> Result<()> {
         vec![
             Arc::new(ids.finish()),
             Arc::new(names.finish()),
-            Arc::new(PrimitiveArray::<Float32Type>::from(vec![0.0f32; sc as usize])),
-            Arc::new(PrimitiveArray::<Float32Type>::from(vec![0.0f32; sc as usize])),
+            Arc::new(PrimitiveArray::<Float32Type>::from(vec![
+                0.0f32;
+                sc as usize
+            ])),
+            Arc::new(PrimitiveArray::<Float32Type>::from(vec![
+                0.0f32;
+                sc as usize
+            ])),
             strs(&vec!["Unknown"; sc as usize]),
-            Arc::new(PrimitiveArray::<UInt32Type>::from(vec![0xFFFF_FFFFu32; sc as usize])),
+            Arc::new(PrimitiveArray::<UInt32Type>::from(vec![
+                0xFFFF_FFFFu32;
+                sc as usize
+            ])),
         ],
         None,
     )
     .map_err(arrow_err)?;
     let i32s = |v: u64| -> Result<ArrayRef> {
-        Ok(Arc::new(PrimitiveArray::<Int32Type>::from(vec![as_i32(v, "size")?])))
+        Ok(Arc::new(PrimitiveArray::<Int32Type>::from(vec![as_i32(
+            v, "size",
+        )?])))
     };
     let f32s = |v: f64| -> ArrayRef {
-        Arc::new(PrimitiveArray::<Float32Type>::from(vec![if v.is_finite() { v as f32 } else { 1.0 }]))
+        Arc::new(PrimitiveArray::<Float32Type>::from(vec![
+            if v.is_finite() { v as f32 } else { 1.0 },
+        ]))
     };
     let unit = o.unit.as_str();
     let pixels_meta = StructArray::try_new(
@@ -370,7 +409,10 @@ pub fn write(path: &Path, data: &[u8], o: &WriteOptions) -> Result<()> {
     .map_err(arrow_err)?;
     let metadata = HashMap::from([
         ("ome.arrow.type".to_string(), "ome.arrow".to_string()),
-        ("ome.arrow.version".to_string(), OME_ARROW_VERSION.to_string()),
+        (
+            "ome.arrow.version".to_string(),
+            OME_ARROW_VERSION.to_string(),
+        ),
     ]);
     let schema = Arc::new(
         Schema::new(vec![nullable(&o.column, DataType::Struct(record_fields()))])
@@ -398,8 +440,8 @@ pub fn write(path: &Path, data: &[u8], o: &WriteOptions) -> Result<()> {
             .set_compression(Compression::UNCOMPRESSED)
             .set_dictionary_enabled(false)
             .build();
-        let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props))
-            .map_err(|e| io(&e))?;
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| io(&e))?;
         w.write(&batch).map_err(|e| io(&e))?;
         w.close().map_err(|e| io(&e))?;
     }
