@@ -90,13 +90,17 @@ pub enum Pixels {
 impl Pixels {
     /// Bytes of entry `item` (values in the pixel dtype for lists).
     pub fn payload(&self, item: usize) -> Result<&[u8]> {
+        let missing = || Error::decode(format!("the pixel column has no entry {item}"));
         match self {
             Pixels::List {
                 offsets,
                 values,
                 dtype,
             } => {
-                let (a, b) = (offsets[item] as usize, offsets[item + 1] as usize);
+                let (a, b) = match (offsets.get(item), offsets.get(item + 1)) {
+                    (Some(&a), Some(&b)) if a <= b => (a as usize, b as usize),
+                    _ => return Err(missing()),
+                };
                 let size = dtype.size();
                 let base = values.offset();
                 let bytes = values.buffers()[0].as_slice();
@@ -107,6 +111,9 @@ impl Pixels {
                     })
             }
             Pixels::Bytes(array) => {
+                if item >= array.len() {
+                    return Err(missing());
+                }
                 if let Some(b) = array.as_binary_opt::<i64>() {
                     Ok(b.value(item))
                 } else if let Some(b) = array.as_binary_opt::<i32>() {
@@ -126,7 +133,9 @@ impl Pixels {
     /// Number of values of entry `item` (lists only).
     pub fn count(&self, item: usize) -> Option<u64> {
         match self {
-            Pixels::List { offsets, .. } => Some((offsets[item + 1] - offsets[item]) as u64),
+            Pixels::List { offsets, .. } => {
+                Some(offsets.get(item + 1)?.checked_sub(*offsets.get(item)?)? as u64)
+            }
             Pixels::Bytes(_) => None,
         }
     }
