@@ -19,7 +19,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { open, writeOmeZarr } from "../mod.ts";
+import { open, type Selection, writeOmeZarr } from "../mod.ts";
 import { ensureNativeLibrary } from "../scripts/build.ts";
 import { ensurePythonEnv } from "../scripts/python_env.ts";
 import { machineFacts, revision } from "./machine.ts";
@@ -91,7 +91,7 @@ async function timeTessera(path: string) {
   for (const q of QUERIES) {
     const read = async (k: number) => {
       const [t, z, y, x] = q.positions[k % q.positions.length];
-      const sel = q.size === null
+      const sel: Selection = q.size === null
         ? { t, z }
         : { t, z, y: [y, y + q.size] as [number, number], x: [x, x + q.size] as [number, number] };
       using _ = await img.scan().select(sel).collect();
