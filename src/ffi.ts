@@ -121,6 +121,11 @@ export const symbols = {
     result: "i32",
     nonblocking: true,
   },
+  // Arrow C Data Interface import (src/arrow_import.ts)
+  tessera_arrow_import: {
+    parameters: ["pointer", "pointer", "buffer", "buffer", "buffer", "usize", "buffer", "usize"],
+    result: "i32",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The bound native functions. */

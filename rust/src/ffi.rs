@@ -671,3 +671,45 @@ pub unsafe extern "C" fn tessera_omearrow_write(
         )
     })
 }
+
+/// Imports an Arrow array through the C Data Interface without a copy,
+/// taking ownership of `schema` and `array` (both are marked released):
+/// a primitive array or a fixed-size list of primitives. Writes the
+/// buffer over its values to `*out`, `[dtype, rows, list size, text
+/// length]` to `info`, and the field's name, list child name and metadata
+/// (`name\0child\0key\0value…`)
+/// to `text` (up to `text_len` bytes).
+///
+/// # Safety
+/// `schema` and `array` must be valid, unreleased structs; other pointers
+/// valid for their lengths (`info` for 4 values).
+#[no_mangle]
+pub unsafe extern "C" fn tessera_arrow_import(
+    schema: *mut arrow::ArrowSchema,
+    array: *mut arrow::ArrowArray,
+    out: *mut *mut SharedBuffer,
+    info: *mut i64,
+    text: *mut u8,
+    text_len: usize,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        if info.is_null() {
+            return Err(Error::invalid("info is null"));
+        }
+        let imported = crate::arrow_import::import(schema, array)?;
+        let t = imported.text.as_bytes();
+        if !text.is_null() {
+            std::ptr::copy_nonoverlapping(t.as_ptr(), text, t.len().min(text_len));
+        }
+        let words = [
+            imported.dtype as i64,
+            imported.rows as i64,
+            imported.list_size as i64,
+            t.len() as i64,
+        ];
+        std::ptr::copy_nonoverlapping(words.as_ptr(), info, 4);
+        store_out(out, imported.buffer)
+    })
+}

@@ -4,6 +4,7 @@
 //! and calls the C ABI in [`ffi`]; this crate moves the bytes.
 
 pub mod arrow;
+pub mod arrow_import;
 pub mod assemble;
 pub mod blosc;
 pub mod buffer;
