@@ -45,6 +45,16 @@ export type { AnyTypedArray, DType, FillValue, TypedArrayFor } from "./src/dtype
 export type { Axis, Channel, LevelInfo } from "./src/ngff.ts";
 export type { Counters } from "./src/native.ts";
 export { ArrowCExport, type ArrowOptions, type ArrowTensorLayout } from "./src/arrow.ts";
+export { type ArrowImport, type ArrowImportOptions, fromArrowC } from "./src/arrow_import.ts";
+export { OmeArrowImage, type OmeArrowRecordInfo, openOmeArrow } from "./src/omearrow.ts";
+export {
+  type ConvertToOmeArrowOptions,
+  type ConvertToOmeZarrOptions,
+  omeArrowToOmeZarr,
+  type OmeArrowWriteOptions,
+  omeZarrToOmeArrow,
+  writeOmeArrow,
+} from "./src/omearrow_write.ts";
 export {
   BudgetExceeded,
   CudaError,

@@ -106,6 +106,46 @@ export const symbols = {
   // cancellation and leak checks
   tessera_progress_cancel: { parameters: ["pointer"], result: "void" },
   tessera_buffer_live_bytes: { parameters: [], result: "u64" },
+  // OME-Arrow sources (src/omearrow.ts)
+  tessera_omearrow_open: {
+    parameters: ["buffer", "usize", "u64", "buffer", "usize", "buffer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  tessera_omearrow_meta: { parameters: ["pointer", "buffer", "usize"], result: "usize" },
+  tessera_omearrow_read: {
+    parameters: ["pointer", "buffer", "usize", "pointer", "buffer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  tessera_omearrow_explain: {
+    parameters: ["pointer", "buffer", "usize", "pointer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  tessera_omearrow_free: { parameters: ["pointer"], result: "void" },
+  tessera_omearrow_write: {
+    parameters: [
+      "buffer",
+      "usize",
+      "pointer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
+  // Arrow C Data Interface import (src/arrow_import.ts)
+  tessera_arrow_import: {
+    parameters: ["pointer", "pointer", "buffer", "buffer", "buffer", "usize", "buffer", "usize"],
+    result: "i32",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The bound native functions. */

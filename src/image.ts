@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { DType } from "./dtype.ts";
 import { InvalidArgument, NotFound, Shutdown, StorageError } from "./errors.ts";
-import { NativeArray } from "./native.ts";
+import { type Counters, NativeArray, type NativeBuffer, type NativeProgress } from "./native.ts";
 import { type Axis, type Channel, type LevelInfo, parseNgff } from "./ngff.ts";
 import { Query } from "./query.ts";
 import { displayImage, type MediaBundle } from "./display.ts";
@@ -29,8 +29,20 @@ import { describeJson } from "./zarr/json.ts";
  * ```
  */
 export interface OpenOptions {
-  /** Reserved for source-specific options; none are needed for local Zarr. */
-  readonly [key: string]: never;
+  /** OME-Arrow files: the row (record) to open, default 0. */
+  row?: number;
+  /** OME-Arrow files: the record column, default the first OME-Arrow struct column. */
+  column?: string;
+}
+
+/** What reads region requests of one level: a Zarr array handle, or another source's reader. */
+export interface LevelReader extends Disposable {
+  /** The file or folder read, for messages. */
+  readonly root: string;
+  /** Reads a region request into a new buffer. */
+  read(request: BigInt64Array<ArrayBuffer>, progress?: NativeProgress): Promise<NativeBuffer>;
+  /** Counts what reading a region request would touch. */
+  explain(request: BigInt64Array<ArrayBuffer>): Promise<Counters>;
 }
 
 /**
@@ -69,7 +81,7 @@ export class Image implements Disposable {
    */
   readonly labels?: string[];
   readonly #arrays: ArrayMetadata[];
-  readonly #handles = new Map<number, NativeArray>();
+  readonly #handles = new Map<number, LevelReader>();
   #closed = false;
 
   /** Use {@link open}. */
@@ -117,16 +129,15 @@ export class Image implements Disposable {
   }
 
   /**
-   * The native handle of a level's array, opened on first use.
+   * The native reader of a level, opened on first use.
    * Internal: for tessera's own modules.
    * @ignore
    */
-  nativeArray(level: number): NativeArray {
+  nativeArray(level: number): LevelReader {
     if (this.#closed) throw new Shutdown(`image ${this.source} was closed`);
     let handle = this.#handles.get(level);
     if (!handle) {
-      const meta = this.#arrays[level];
-      handle = new NativeArray(meta.path, encodeDescriptor(meta), meta.fill);
+      handle = this.openLevel(level);
       this.#handles.set(level, handle);
     }
     return handle;
@@ -135,6 +146,12 @@ export class Image implements Disposable {
   /** Jupyter (Deno kernel) display: a metadata table and a composite thumbnail. */
   [Symbol.for("Jupyter.display")](): Promise<MediaBundle> {
     return displayImage(this);
+  }
+
+  /** Opens the native reader of a level (sources other than Zarr override this). */
+  protected openLevel(level: number): LevelReader {
+    const meta = this.#arrays[level];
+    return new NativeArray(meta.path, encodeDescriptor(meta), meta.fill);
   }
 
   /** Closes native handles; reads in flight finish first. */
@@ -167,7 +184,9 @@ export function localPath(source: string | URL): string {
  * multiscales, omero channels, label names) or a plain Zarr v3 or v2 array
  * (axes from `dimension_names`, or a v2 array's `_ARRAY_DIMENSIONS`
  * attribute, else the image's axes when the array is a level of the NGFF
- * image in its parent folder, else d0, d1, …).
+ * image in its parent folder, else d0, d1, …). A file is opened as
+ * OME-Arrow (Parquet or Arrow IPC; `options.row` and `options.column`
+ * pick the record), with axes t, c, z, y, x.
  *
  * @example
  * ```ts
@@ -176,8 +195,13 @@ export function localPath(source: string | URL): string {
  * using crop = await img.scan().select({ t: 0, c: 1, z: 16 }).collect();
  * ```
  */
-export async function open(source: string | URL, _options: OpenOptions = {}): Promise<Image> {
+export async function open(source: string | URL, options: OpenOptions = {}): Promise<Image> {
   const path = localPath(source);
+  if (await isFile(path)) {
+    // Loaded here: the OME-Arrow module extends Image (a static import would be a cycle).
+    const { openOmeArrow } = await import("./omearrow.ts");
+    return await openOmeArrow(path, options);
+  }
   const { node, attributesFile } = await readZarrNode(path);
   await checkComplete(path);
   if (node.kind === "array") {
@@ -234,4 +258,13 @@ export async function open(source: string | URL, _options: OpenOptions = {}): Pr
   }
   const labels = await readLabelNames(path);
   return new Image(path, arrays, levels, ngff.axes, ngff.channels, ngff.version, labels);
+}
+
+/** Whether `path` is a regular file (folders and missing paths are not). */
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
 }

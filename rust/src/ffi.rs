@@ -9,6 +9,7 @@ use crate::dlpack::{self, TensorLayout};
 use crate::downsample;
 use crate::dtype::DType;
 use crate::error::{Error, ErrorKind, Result};
+use crate::omearrow::{self, OmeArrow};
 use crate::progress::{Progress, COUNTER_COUNT};
 use crate::read::{self, Array};
 use crate::region::Request;
@@ -561,4 +562,220 @@ pub unsafe extern "C" fn tessera_progress_cancel(progress: *const Progress) {
 #[no_mangle]
 pub extern "C" fn tessera_buffer_live_bytes() -> u64 {
     crate::buffer::live_bytes()
+}
+
+// --- OME-Arrow sources (src/omearrow) ---
+
+/// Opens row `row` of an OME-Arrow Parquet or Arrow IPC file at `path`
+/// (UTF-8); `column` names the record column (empty: the first OME-Arrow
+/// struct column). Writes the handle to `*out`.
+///
+/// # Safety
+/// Pointers must be valid for their lengths; `out` for one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_omearrow_open(
+    path: *const u8,
+    path_len: usize,
+    row: u64,
+    column: *const u8,
+    column_len: usize,
+    out: *mut *mut OmeArrow,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        let path = std::str::from_utf8(slice(path, path_len, "path")?)
+            .map_err(|_| Error::invalid("path is not UTF-8"))?;
+        let column = std::str::from_utf8(slice(column, column_len, "column")?)
+            .map_err(|_| Error::invalid("column name is not UTF-8"))?;
+        let column = (!column.is_empty()).then_some(column);
+        store_out(out, OmeArrow::open(path, row, column)?)
+    })
+}
+
+/// Copies the record's metadata (JSON) into `buf` (up to `buf_len` bytes)
+/// and returns its full length; 0 for a null handle.
+///
+/// # Safety
+/// `source` must be null or a live handle; `buf` writable for `buf_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_omearrow_meta(
+    source: *const OmeArrow,
+    buf: *mut u8,
+    buf_len: usize,
+) -> usize {
+    catch_unwind(AssertUnwindSafe(|| {
+        let Some(source) = source.as_ref() else {
+            return 0;
+        };
+        let json = source.meta_json();
+        if !buf.is_null() {
+            std::ptr::copy_nonoverlapping(json.as_ptr(), buf, json.len().min(buf_len));
+        }
+        json.len()
+    }))
+    .unwrap_or(0)
+}
+
+/// Reads a region of an OME-Arrow image (axes t, c, z, y, x; see
+/// [`Request::decode`]) into a new buffer written to `*out`. `progress`
+/// may be null.
+///
+/// # Safety
+/// Pointers must be valid for their lengths and live for the call.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_omearrow_read(
+    source: *const OmeArrow,
+    req: *const i64,
+    req_len: usize,
+    progress: *const Progress,
+    out: *mut *mut SharedBuffer,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        let source = handle(source, "OME-Arrow source")?;
+        let request = Request::decode(slice(req, req_len, "request")?, &source.record().shape)?;
+        let fallback = Progress::default();
+        let progress = progress.as_ref().unwrap_or(&fallback);
+        store_out(out, source.read(&request, progress)?)
+    })
+}
+
+/// Counts the pieces (chunks or planes) and bytes a region read would touch.
+///
+/// # Safety
+/// Pointers must be valid for their lengths and live for the call.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_omearrow_explain(
+    source: *const OmeArrow,
+    req: *const i64,
+    req_len: usize,
+    progress: *const Progress,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        let source = handle(source, "OME-Arrow source")?;
+        let request = Request::decode(slice(req, req_len, "request")?, &source.record().shape)?;
+        source.explain(&request, handle(progress, "progress")?)
+    })
+}
+
+/// Frees an OME-Arrow source (null is ignored).
+///
+/// # Safety
+/// `source` must be null or a handle from [`tessera_omearrow_open`], freed once.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_omearrow_free(source: *mut OmeArrow) {
+    if !source.is_null() {
+        drop(Box::from_raw(source));
+    }
+}
+
+/// Writes a C-order (t, c, z, y, x) image as an OME-Arrow file. `words`:
+/// `[dtype, t, c, z, y, x, chunk z, chunk y, chunk x, ipc (0/1), zstd level
+/// (-1: raw), overwrite (0/1)]`; `physical`: sizes (z, y, x); `text`: name,
+/// id, column, unit, then one name per channel, separated by NUL bytes.
+///
+/// # Safety
+/// Pointers must be valid for their lengths and live for the call.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_omearrow_write(
+    path: *const u8,
+    path_len: usize,
+    data: *const u8,
+    data_len: usize,
+    words: *const i64,
+    words_len: usize,
+    physical: *const f64,
+    text: *const u8,
+    text_len: usize,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        let path = std::str::from_utf8(slice(path, path_len, "path")?)
+            .map_err(|_| Error::invalid("path is not UTF-8"))?;
+        let w = slice(words, words_len, "words")?;
+        let [code, t, c, z, y, x, cz, cy, cx, ipc, level, overwrite] = w else {
+            return Err(Error::invalid("OME-Arrow write needs 12 words"));
+        };
+        let dims = [*t, *c, *z, *y, *x, *cz, *cy, *cx];
+        if dims.iter().any(|&v| v <= 0) {
+            return Err(Error::invalid(format!(
+                "OME-Arrow write: sizes {dims:?} must be positive"
+            )));
+        }
+        let physical: [f64; 3] = slice(physical, 3, "physical sizes")?
+            .try_into()
+            .map_err(|_| Error::invalid("three physical sizes"))?;
+        let text = std::str::from_utf8(slice(text, text_len, "text")?)
+            .map_err(|_| Error::invalid("names are not UTF-8"))?;
+        let mut parts = text.split('\0').map(String::from);
+        let mut next = || parts.next().unwrap_or_default();
+        let (name, id, column, unit) = (next(), next(), next(), next());
+        let channels: Vec<String> = text.split('\0').skip(4).map(String::from).collect();
+        let options = omearrow::write::WriteOptions {
+            dtype: DType::from_code(*code)?,
+            shape: [*t, *c, *z, *y, *x].map(|v| v as u64),
+            chunk: [*cz, *cy, *cx].map(|v| v as u64),
+            ipc: *ipc != 0,
+            zstd_level: (*level >= 0).then_some(*level as i32),
+            overwrite: *overwrite != 0,
+            name,
+            id,
+            column,
+            unit,
+            channels,
+            physical,
+        };
+        omearrow::write::write(
+            std::path::Path::new(path),
+            slice(data, data_len, "data")?,
+            &options,
+        )
+    })
+}
+
+/// Imports an Arrow array through the C Data Interface without a copy,
+/// taking ownership of `schema` and `array` (both are marked released):
+/// a primitive array or a fixed-size list of primitives. Writes the
+/// buffer over its values to `*out`, `[dtype, rows, list size, text
+/// length]` to `info`, and the field's name, list child name and metadata
+/// (`name\0child\0key\0value…`)
+/// to `text` (up to `text_len` bytes).
+///
+/// # Safety
+/// `schema` and `array` must be valid, unreleased structs; other pointers
+/// valid for their lengths (`info` for 4 values).
+#[no_mangle]
+pub unsafe extern "C" fn tessera_arrow_import(
+    schema: *mut arrow::ArrowSchema,
+    array: *mut arrow::ArrowArray,
+    out: *mut *mut SharedBuffer,
+    info: *mut i64,
+    text: *mut u8,
+    text_len: usize,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        if info.is_null() {
+            return Err(Error::invalid("info is null"));
+        }
+        let imported = crate::arrow_import::import(schema, array)?;
+        let t = imported.text.as_bytes();
+        if !text.is_null() {
+            std::ptr::copy_nonoverlapping(t.as_ptr(), text, t.len().min(text_len));
+        }
+        let words = [
+            imported.dtype as i64,
+            imported.rows as i64,
+            imported.list_size as i64,
+            t.len() as i64,
+        ];
+        std::ptr::copy_nonoverlapping(words.as_ptr(), info, 4);
+        store_out(out, imported.buffer)
+    })
 }

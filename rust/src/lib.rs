@@ -4,6 +4,7 @@
 //! and calls the C ABI in [`ffi`]; this crate moves the bytes.
 
 pub mod arrow;
+pub mod arrow_import;
 pub mod assemble;
 pub mod blosc;
 pub mod buffer;
@@ -15,6 +16,7 @@ pub mod dtype;
 pub mod error;
 pub mod ffi;
 pub mod fuzz_entry;
+pub mod omearrow;
 pub mod progress;
 pub mod read;
 pub mod region;
