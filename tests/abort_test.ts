@@ -176,6 +176,7 @@ Deno.test("writers killed mid-write (SIGKILL) leave marked or absent destination
     }
     assert.ok(!said.includes("done"), `${mode}: the writer was killed before it finished`);
     if (mode === "array") {
+      assert.ok(await exists(join(path, "c", "0", "0", "0")), "array: its first box was stored");
       assert.ok(await exists(join(path, INCOMPLETE_MARKER)), "array: marker left behind");
       await assert.rejects(open(path), StorageError);
     } else {

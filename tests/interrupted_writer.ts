@@ -1,8 +1,9 @@
 /**
  * A writer that the crash-safety test kills mid-write: `array <path>` writes
  * a 256 MB array in boxes, `image <path>` converts the same volume to an
- * OME-Zarr image with writeOmeZarr. Prints "writing" when the first chunk
- * write starts and "done" when it finished.
+ * OME-Zarr image with writeOmeZarr. Prints "writing" once the array's first
+ * box is stored (before the conversion starts, for the image) and "done" when
+ * it finished.
  * @module
  */
 
@@ -16,14 +17,10 @@ const say = (text: string) => Deno.stdout.writeSync(new TextEncoder().encode(tex
 
 if (mode === "array") {
   using writer = await createArray(path, { shape, dtype: "uint16", chunks: [8, 256, 256] });
-  say("writing");
-  const slab = 8 * 1024 * 1024;
+  const plane = 1024 * 1024;
   for (let z = 0; z < shape[0]; z += 8) {
-    await writer.write(data.subarray(z * 1024 * 1024, z * 1024 * 1024 + slab), [z, 0, 0], [
-      8,
-      1024,
-      1024,
-    ]);
+    await writer.write(data.subarray(z * plane, (z + 8) * plane), [z, 0, 0], [8, 1024, 1024]);
+    if (z === 0) say("writing"); // the first box is stored: the array is now partly written
   }
 } else {
   say("writing");
