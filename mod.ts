@@ -46,6 +46,17 @@ export type { Axis, Channel, LevelInfo } from "./src/ngff.ts";
 export type { Counters } from "./src/native.ts";
 export { ArrowCExport, type ArrowOptions, type ArrowTensorLayout } from "./src/arrow.ts";
 export {
+  type BoxSelection,
+  Pipeline,
+  pipeline,
+  PipelineBatch,
+  type PipelineConfig,
+  type PipelineDType,
+  type PipelineStats,
+  type SampleRequest,
+  type StageStats,
+} from "./src/pipeline.ts";
+export {
   BudgetExceeded,
   CudaError,
   DecodeError,

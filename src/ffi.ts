@@ -86,6 +86,19 @@ export const symbols = {
   tessera_progress_new: { parameters: [], result: "pointer" },
   tessera_progress_read: { parameters: ["pointer", "buffer", "usize"], result: "void" },
   tessera_progress_free: { parameters: ["pointer"], result: "void" },
+  // Streaming pipeline (rust/src/batch.rs, src/pipeline.ts).
+  tessera_batch_executor_new: {
+    parameters: ["u32", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
+  tessera_batch_executor_free: { parameters: ["pointer"], result: "void" },
+  tessera_batch_assemble: {
+    parameters: ["pointer", "buffer", "usize", "buffer", "usize", "buffer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  tessera_batch_live_bytes: { parameters: ["pointer"], result: "u64" },
+  tessera_batch_stats: { parameters: ["pointer", "buffer", "usize"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The bound native functions. */

@@ -11,12 +11,12 @@ import { native } from "./ffi.ts";
 const ERROR_BYTES = 4096;
 
 /** A caller-supplied buffer for native error messages. */
-function errorBuffer(): Uint8Array<ArrayBuffer> {
+export function errorBuffer(): Uint8Array<ArrayBuffer> {
   return new Uint8Array(ERROR_BYTES);
 }
 
 /** Throws the typed error for a non-zero native status. */
-function check(status: number, err: Uint8Array): void {
+export function check(status: number, err: Uint8Array): void {
   if (status === 0) return;
   const end = err.indexOf(0);
   const message = new TextDecoder().decode(err.subarray(0, end < 0 ? err.length : end));
@@ -24,7 +24,7 @@ function check(status: number, err: Uint8Array): void {
 }
 
 /** Reads the pointer a native call wrote into a one-slot output. */
-function takePointer(slot: BigUint64Array): Deno.PointerObject {
+export function takePointer(slot: BigUint64Array): Deno.PointerObject {
   const pointer = Deno.UnsafePointer.create(slot[0]);
   if (pointer === null) throw new Shutdown("native call returned a null handle");
   return pointer;
@@ -320,6 +320,11 @@ export class NativeArray implements Disposable {
       this.#inFlight--;
       if (this.#closing && this.#inFlight === 0) this.#free();
     }
+  }
+
+  /** Runs a nonblocking call of another module that takes this handle; it stays alive until the call settles. */
+  hold<T>(work: (handle: Deno.PointerObject) => Promise<T>): Promise<T> {
+    return this.#call(work);
   }
 
   /** Reads a region request into a new buffer. */

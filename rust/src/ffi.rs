@@ -4,6 +4,7 @@
 //! their `*_free` export.
 
 use crate::arrow;
+use crate::batch;
 use crate::buffer::SharedBuffer;
 use crate::dlpack::{self, TensorLayout};
 use crate::downsample;
@@ -494,5 +495,91 @@ pub unsafe extern "C" fn tessera_arrow_export(
 pub unsafe extern "C" fn tessera_progress_free(progress: *mut Progress) {
     if !progress.is_null() {
         drop(Box::from_raw(progress));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Streaming pipeline: batch executors (see crate::batch and src/pipeline.ts).
+
+/// Starts a batch executor with `threads` workers (0: the default pool
+/// size). Writes its handle to `*out`.
+///
+/// # Safety
+/// `out` must be valid for one pointer; `err` for `err_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_batch_executor_new(
+    threads: u32,
+    out: *mut *mut batch::Executor,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        store_out(out, batch::Executor::new(threads as usize)?)
+    })
+}
+
+/// Frees an executor (null is ignored). Batches it made stay valid.
+///
+/// # Safety
+/// `executor` must be null or a live handle, freed once, with no call using it.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_batch_executor_free(executor: *mut batch::Executor) {
+    if !executor.is_null() {
+        drop(Box::from_raw(executor));
+    }
+}
+
+/// Assembles one batch (see `crate::batch` for `desc`) from the array
+/// handles `arrays` into a new buffer, written to `*out`.
+///
+/// # Safety
+/// Pointers must be valid for their lengths and, with every array handle,
+/// live for the call.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_batch_assemble(
+    executor: *const batch::Executor,
+    arrays: *const *const Array,
+    arrays_len: usize,
+    desc: *const i64,
+    desc_len: usize,
+    out: *mut *mut SharedBuffer,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        let executor = handle(executor, "batch executor")?;
+        let arrays = slice(arrays, arrays_len, "array handles")?
+            .iter()
+            .map(|&a| handle(a, "array"))
+            .collect::<Result<Vec<&Array>>>()?;
+        let words = slice(desc, desc_len, "batch descriptor")?;
+        store_out(out, executor.assemble(&arrays, words)?)
+    })
+}
+
+/// Bytes of the executor's batches still alive (held by views or consumers).
+///
+/// # Safety
+/// `executor` must be a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_batch_live_bytes(executor: *const batch::Executor) -> u64 {
+    executor.as_ref().map_or(0, |e| e.live_bytes())
+}
+
+/// Writes the executor's per-stage totals (`[ns, bytes, count]` for plan,
+/// io, decode, assemble) into `out` (at most `out_len` values).
+///
+/// # Safety
+/// `executor` must be a live handle; `out` valid for `out_len` values.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_batch_stats(
+    executor: *const batch::Executor,
+    out: *mut u64,
+    out_len: usize,
+) {
+    if let (Some(e), false) = (executor.as_ref(), out.is_null()) {
+        let values = e.stats().snapshot();
+        let n = out_len.min(values.len());
+        std::ptr::copy_nonoverlapping(values.as_ptr(), out, n);
     }
 }

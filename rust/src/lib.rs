@@ -5,6 +5,7 @@
 
 pub mod arrow;
 pub mod assemble;
+pub mod batch;
 pub mod blosc;
 pub mod buffer;
 pub mod cast;
