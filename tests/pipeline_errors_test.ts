@@ -183,3 +183,30 @@ Deno.test("pipeline close: Shutdown for later calls and for a waiting pop", asyn
   await other.close();
   assert.equal((kept.data() as Float32Array)[1], 1);
 });
+
+Deno.test("pipeline: 1000 batches leave no live batches and flat memory", async () => {
+  const path = await store("e.zarr");
+  await using pipe = pipeline({
+    samplesPerBatch: 4,
+    sampleShape: [6, 6, 6],
+    dtype: "bfloat16",
+    lookahead: 3,
+  });
+  const run = async (batches: number) => {
+    for (let b = 0; b < batches; b++) {
+      for (let s = 0; s < 4; s++) {
+        const z = (b * 4 + s) % 14 - 2;
+        pipe.push({ uri: path, box: { z: [z, z + 6], y: [3, 9], x: [-1, 5] } });
+      }
+      using batch = await pipe.pop();
+      assert.equal(batch.index, pipe.stats().pop_wait.count - 1);
+    }
+  };
+  await run(100); // warm-up: pools and caches reach their size
+  const before = Deno.memoryUsage().rss;
+  await run(1000);
+  const grown = Deno.memoryUsage().rss - before;
+  assert.equal(pipe.stats().liveBytes, 0, "every batch released");
+  assert.equal(pipe.stats().queuedBatches, 0);
+  assert.ok(grown < 32 << 20, `resident memory grew by ${grown} bytes over 1000 batches`);
+});

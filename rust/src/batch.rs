@@ -152,9 +152,10 @@ impl Executor {
     pub fn assemble(&self, arrays: &[&Array], words: &[i64]) -> Result<SharedBuffer> {
         let planned = Instant::now();
         let desc = decode_desc(words, arrays)?;
-        let sample_elements = desc.sample_shape.iter().product::<u64>();
-        let sample_bytes = sample_elements
-            .checked_mul(desc.out_dtype.size() as u64)
+        let sample_bytes = desc
+            .sample_shape
+            .iter()
+            .try_fold(desc.out_dtype.size() as u64, |acc, &n| acc.checked_mul(n))
             .filter(|&b| b <= isize::MAX as u64)
             .ok_or_else(|| Error::invalid("batch descriptor: sample is too large"))?
             as usize;
@@ -261,7 +262,9 @@ fn decode_desc(words: &[i64], arrays: &[&Array]) -> Result<BatchDesc> {
             let keep = next("box keep")? != 0;
             let count = u64::try_from(count)
                 .ok()
-                .filter(|&c| c > 0 && start.checked_add(c as i64).is_some())
+                .filter(|&c| {
+                    c > 0 && i64::try_from(c).is_ok_and(|c| start.checked_add(c).is_some())
+                })
                 .ok_or_else(|| bad(format!("sample {s}: box of {count} from {start}")))?;
             dims.push(BoxDim { start, count, keep });
         }
@@ -654,6 +657,13 @@ mod tests {
         let e = exec.assemble(&[&array], &words).unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidArgument);
         let words = [DType::Float32 as i64, 1, 1, 4, 1, 1, 0, 4, 1];
+        assert!(exec.assemble(&[&array], &words).is_err());
+        // Hostile sizes are errors, not overflows or huge allocations.
+        let huge = 1i64 << 62;
+        let words = [DType::Float32 as i64, 1, 1, huge, 0, 1, 0, huge, 1];
+        let e = exec.assemble(&[&array], &words).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidArgument);
+        let words = [DType::Float32 as i64, 1, 1, 4, 0, 1, i64::MAX - 1, 4, 1];
         assert!(exec.assemble(&[&array], &words).is_err());
         let _ = std::fs::remove_dir_all(dir);
     }
