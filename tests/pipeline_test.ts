@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fromDLPack, pipeline, PipelineBatch, type SampleRequest } from "../mod.ts";
-import { mulberry32, randInt, ROOT, runPython, tempDir } from "./helpers.ts";
+import { mulberry32, peerNgff, randInt, ROOT, runPython, tempDir } from "./helpers.ts";
 
 const PEER = join(ROOT, "tests", "interop", "pipeline_peer.py");
 const SAMPLE_SHAPE = [9, 11, 10];
@@ -174,4 +174,51 @@ Deno.test("pipeline: a DLPack consumer keeps its batch alive after the view is r
   assert.deepEqual(imported.shape, [2, 4, 4, 4]);
   imported[Symbol.dispose]();
   assert.equal(pipe.stats().liveBytes, 0, "released with the consumer's reference");
+});
+
+Deno.test("pipeline samples every level of an OME-NGFF 0.5 image from ome-zarr-py, t and c fixed", async () => {
+  const ngff = await peerNgff();
+  const sample = [3, 20, 14];
+  await using pipe = pipeline({ samplesPerBatch: 5, sampleShape: sample, dtype: "float32" });
+  const rng = mulberry32(5);
+  const wanted: number[] = [];
+  const levels = ngff.levels.length;
+  const uri = new URL(`file://${ngff.store}`);
+  for (let i = 0; i < 5 * levels; i++) {
+    const level = i % levels;
+    const { meta, expected } = ngff.levels[level];
+    const zarrJson = JSON.parse(await Deno.readTextFile(join(ngff.store, meta.path, "zarr.json")));
+    const fill: number = zarrJson.fill_value;
+    const data = new Uint16Array(expected.buffer, expected.byteOffset, expected.byteLength / 2);
+    const [nt, nc, nz, ny, nx] = meta.shape;
+    const t = randInt(rng, 0, nt - 1);
+    const c = randInt(rng, 0, nc - 1);
+    const start = [nz, ny, nx].map((n, d) => randInt(rng, -sample[d] + 1, n - 1));
+    pipe.push({
+      uri,
+      level,
+      box: {
+        T: t,
+        c,
+        z: [start[0], start[0] + sample[0]],
+        h: [start[1], start[1] + sample[1]],
+        w: [start[2], start[2] + sample[2]],
+      },
+    });
+    for (let z = start[0]; z < start[0] + sample[0]; z++) {
+      for (let y = start[1]; y < start[1] + sample[1]; y++) {
+        for (let x = start[2]; x < start[2] + sample[2]; x++) {
+          const inside = z >= 0 && z < nz && y >= 0 && y < ny && x >= 0 && x < nx;
+          wanted.push(inside ? data[(((t * nc + c) * nz + z) * ny + y) * nx + x] : fill);
+        }
+      }
+    }
+  }
+  const got: number[] = [];
+  for (let b = 0; b < levels; b++) {
+    using batch = await pipe.pop();
+    assert.deepEqual(batch.axes, ["n", "z", "y", "x"]);
+    got.push(...(batch.data() as Float32Array));
+  }
+  assert.deepEqual(got, wanted);
 });
