@@ -47,6 +47,8 @@ export function errorFromStatus(status: number, message: string): TesseraError {
       return new DecodeError(message);
     case 6:
       return new BudgetExceeded(message);
+    case 7:
+      return new CudaError(message);
     default:
       return new TesseraError(`internal error (status ${status}): ${message}`);
   }

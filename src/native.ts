@@ -5,7 +5,7 @@
  * @module
  */
 
-import { errorFromStatus, Shutdown } from "./errors.ts";
+import { CudaError, errorFromStatus, Shutdown } from "./errors.ts";
 import { native } from "./ffi.ts";
 
 const ERROR_BYTES = 4096;
@@ -140,6 +140,7 @@ export class NativeBuffer implements Disposable {
   #data: Deno.PointerObject;
   #byteLength: number;
   #arrayBuffer: ArrayBuffer | undefined;
+  #deviceOrdinal: number | undefined;
 
   /**
    * Takes ownership of a buffer handle; `data` and `byteLength` may be
@@ -169,11 +170,23 @@ export class NativeBuffer implements Disposable {
   get arrayBuffer(): ArrayBuffer {
     if (!this.#pointer) throw new Shutdown("tensor memory was released (view disposed)");
     if (!this.#arrayBuffer) {
+      const ordinal = this.deviceOrdinal;
+      if (ordinal >= 0) {
+        throw new CudaError(
+          `this tensor lives on cuda:${ordinal}: JavaScript cannot read it (use toDLPack())`,
+        );
+      }
       this.#arrayBuffer = Deno.UnsafePointerView.getArrayBuffer(this.#data, this.#byteLength);
       bufferRegistry.unregister(this);
       bufferRegistry.register(this.#arrayBuffer, this.#pointer, this);
     }
     return this.#arrayBuffer;
+  }
+
+  /** Where the memory lives: -1 for host memory, else the CUDA device ordinal. */
+  get deviceOrdinal(): number {
+    this.#deviceOrdinal ??= native().tessera_buffer_device(this.handle);
+    return this.#deviceOrdinal;
   }
 
   /** Address of the first byte. */

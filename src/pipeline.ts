@@ -22,7 +22,7 @@ import {
   Shutdown,
 } from "./errors.ts";
 import { type Image, open } from "./image.ts";
-import { BatchExecutor } from "./batch_executor.ts";
+import { BatchExecutor, CudaDevice } from "./batch_executor.ts";
 import type { NativeArray, NativeBuffer } from "./native.ts";
 import { TensorView } from "./tensor_view.ts";
 
@@ -37,7 +37,10 @@ export interface PipelineConfig {
   sampleShape: readonly number[];
   /** Element type of the batches (`bfloat16`: raw bits in a Uint16Array). */
   dtype: PipelineDType;
-  /** Where batches live: "cpu" (default); "cuda" / "cuda:N" are not in this build. */
+  /**
+   * Where batches live: "cpu" (default), or "cuda" / "cuda:N": batches are
+   * assembled on the host and copied to the device in one transfer each.
+   */
   device?: string;
   /**
    * Bytes that live batches may hold in all (assembling, ready, popped and
@@ -166,6 +169,7 @@ export class Pipeline implements AsyncDisposable {
   readonly #popTimeoutMs: number;
   readonly #batchBytes: number;
   readonly #executor: BatchExecutor;
+  readonly #device?: CudaDevice;
   readonly #images = new Map<string, Promise<Image>>();
   #pending: Pending[] = [];
   #queue: Queued[] = [];
@@ -199,12 +203,8 @@ export class Pipeline implements AsyncDisposable {
     }
     this.#dtype = c.dtype as PipelineDType;
     const device = c.device ?? "cpu";
-    if (/^cuda(:\d+)?$/.test(String(device))) {
-      throw new CudaError(
-        `pipeline device "${device}" is not available: this build assembles batches on the CPU only (use device "cpu")`,
-      );
-    }
-    if (device !== "cpu") {
+    const cuda = /^cuda(?::(\d+))?$/.exec(String(device));
+    if (device !== "cpu" && !cuda) {
       throw new InvalidArgument(
         `pipeline device ${describe(device)} is unknown (use "cpu", "cuda" or "cuda:N")`,
       );
@@ -222,6 +222,15 @@ export class Pipeline implements AsyncDisposable {
     this.#budget = c.maxDeviceMemoryBytes === undefined
       ? (this.#lookahead + 2) * this.#batchBytes
       : positiveNumber(c.maxDeviceMemoryBytes, "maxDeviceMemoryBytes");
+    if (cuda) {
+      const ordinal = Number(cuda[1] ?? 0);
+      try {
+        this.#device = new CudaDevice(ordinal);
+      } catch (e) {
+        if (!(e instanceof CudaError)) throw e;
+        throw new CudaError(`pipeline device "${device}": ${e.message}`, { cause: e });
+      }
+    }
     this.#executor = new BatchExecutor(threads);
   }
 
@@ -315,7 +324,7 @@ export class Pipeline implements AsyncDisposable {
         count: this.#planCount,
       },
       io: { ms: ms(n.io.ns), bytes: n.io.bytes, count: n.io.count },
-      transfer: { ms: 0, bytes: 0, count: 0 },
+      transfer: { ms: ms(n.transfer.ns), bytes: n.transfer.bytes, count: n.transfer.count },
       decode: { ms: ms(n.decode.ns), bytes: n.decode.bytes, count: n.decode.count },
       assemble: { ms: ms(n.assemble.ns), bytes: n.assemble.bytes, count: n.assemble.count },
       pop_wait: { ms: this.#popMs, bytes: this.#popBytes, count: this.#popCount },
@@ -348,6 +357,7 @@ export class Pipeline implements AsyncDisposable {
       }
     }
     this.#executor[Symbol.dispose]();
+    this.#device?.[Symbol.dispose]();
     for (const image of this.#images.values()) {
       try {
         (await image)[Symbol.dispose]();
@@ -399,7 +409,11 @@ export class Pipeline implements AsyncDisposable {
       if (i < 0) i = arrays.push(r.array) - 1;
       words.push(i, r.dims.length / 3, ...r.dims);
     }
-    const buffer = await this.#executor.assemble(arrays, BigInt64Array.from(words, BigInt));
+    let buffer = await this.#executor.assemble(arrays, BigInt64Array.from(words, BigInt));
+    if (this.#device) {
+      using host = buffer;
+      buffer = await this.#executor.upload(this.#device, host);
+    }
     if (this.#closed) {
       buffer[Symbol.dispose]();
       throw new Shutdown("the pipeline was closed");

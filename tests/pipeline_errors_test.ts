@@ -62,12 +62,49 @@ Deno.test("pipeline settings are checked at once", () => {
     () => pipeline({ ...CONFIG, dtype: "uint8" as "float32" }),
     (e) => e instanceof DtypeMismatch && /"uint8" is not an output dtype/.test(e.message),
   );
-  for (const device of ["cuda", "cuda:1"]) {
-    assert.throws(
-      () => pipeline({ ...CONFIG, device }),
-      (e) => e instanceof CudaError && e.message.includes(`"${device}"`),
-    );
+});
+
+/** Whether this machine has a CUDA driver library (then the CUDA path is tested by test:gpu). */
+function hasCudaDriver(): boolean {
+  for (const name of ["libcuda.so.1", "libcuda.so"]) {
+    try {
+      Deno.dlopen(name, {}).close();
+      return true;
+    } catch {
+      // not here
+    }
   }
+  return false;
+}
+
+Deno.test("pipeline device cuda: a clear CudaError without a driver or device, batches on the device with one", async () => {
+  const unknown = "cuda:4096";
+  assert.throws(
+    () => pipeline({ ...CONFIG, device: unknown }),
+    (e) =>
+      e instanceof CudaError && e.message.includes(`"${unknown}"`) &&
+      /libcuda|does not exist/.test(e.message),
+  );
+  if (!hasCudaDriver()) {
+    for (const device of ["cuda", "cuda:0", "cuda:1"]) {
+      assert.throws(
+        () => pipeline({ ...CONFIG, device }),
+        (e) =>
+          e instanceof CudaError && e.message.includes(`"${device}"`) &&
+          e.message.includes("no CUDA driver: libcuda.so.1"),
+      );
+    }
+    return;
+  }
+  // With a driver (GPU machines; tests/gpu/ checks the contents): the batch lives on the device.
+  const path = await store("cuda.zarr");
+  await using pipe = pipeline({ ...CONFIG, device: "cuda" });
+  pipe.push({ uri: path, box: BOX });
+  pipe.push({ uri: path, box: BOX });
+  using batch = await pipe.pop();
+  assert.equal(batch.device, "cuda:0");
+  assert.throws(() => batch.data(), CudaError);
+  assert.equal(pipe.stats().transfer.count, 1);
 });
 
 Deno.test("pipeline push: malformed samples, budget, unknown images and levels, shapes", async () => {

@@ -8,6 +8,7 @@
 use crate::assemble::{self, Destination, Walk};
 use crate::buffer::{AlignedBuffer, SharedBuffer};
 use crate::codec::{self, aligned_scratch, Elements};
+use crate::cuda::CudaDevice;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::read::{give_read_buffer, merge_ranges, partial_shard, take_read_buffer, Array};
@@ -33,10 +34,12 @@ pub enum Stage {
     Decode = 2,
     /// Copying (with the cast) and filling into the batch.
     Assemble = 3,
+    /// Host→device copies of finished batches.
+    Transfer = 4,
 }
 
 /// Number of values in [`Stats::snapshot`]: per stage, nanoseconds, bytes and count.
-pub const STAT_COUNT: usize = 12;
+pub const STAT_COUNT: usize = 15;
 
 /// Per-stage totals over every batch of an executor. Times are summed
 /// over worker threads (thread time, not wall time).
@@ -188,6 +191,29 @@ impl Executor {
             jobs.par_iter().try_for_each(|job| batch.chunk(job))
         })?;
         Ok(self.track(buffer))
+    }
+
+    /// Copies a host batch to `device`; the copy counts as live until its last reference drops.
+    pub fn upload(&self, device: &CudaDevice, host: &AlignedBuffer) -> Result<SharedBuffer> {
+        host.check_host("a host→device copy")?;
+        let started = Instant::now();
+        // SAFETY: the host buffer is alive and not written during the copy.
+        let bytes = unsafe { std::slice::from_raw_parts(host.as_ptr(), host.len()) };
+        let len = bytes.len() as u64;
+        let live = Arc::clone(&self.live);
+        live.fetch_add(len, Ordering::Relaxed);
+        let uploaded = device.upload(
+            bytes,
+            Box::new(move || {
+                live.fetch_sub(len, Ordering::Relaxed);
+            }),
+        );
+        if uploaded.is_err() {
+            self.live.fetch_sub(len, Ordering::Relaxed);
+        }
+        let buffer = uploaded?;
+        self.stats.add(Stage::Transfer, started, len, 1);
+        Ok(Arc::new(buffer))
     }
 
     /// Wraps a batch so that its bytes count as live until its last reference drops.

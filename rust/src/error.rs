@@ -18,6 +18,8 @@ pub enum ErrorKind {
     DecodeError = 5,
     /// A request needs more memory than it may use.
     BudgetExceeded = 6,
+    /// A CUDA call failed, no CUDA driver or device is usable, or host code met device memory.
+    Cuda = 7,
     /// A bug: a panic was caught at the ABI boundary.
     Internal = 99,
 }

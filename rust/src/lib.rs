@@ -10,6 +10,7 @@ pub mod blosc;
 pub mod buffer;
 pub mod cast;
 pub mod codec;
+pub mod cuda;
 pub mod dlpack;
 pub mod downsample;
 pub mod dtype;
