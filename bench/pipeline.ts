@@ -149,50 +149,47 @@ interface TesseraRound {
   stats: unknown;
 }
 
-async function runTessera(
-  batches: Sample[][],
-): Promise<{ rounds: TesseraRound[]; check: { sum: number; sampleSums: number[] } }> {
+/** Reads the first batch once: its sum and per-sample sums, to compare with tensorstore's. */
+async function tesseraCheck(batches: Sample[][]): Promise<{ sum: number; sampleSums: number[] }> {
   const { pipeline } = await import("../mod.ts");
-  let check = { sum: 0, sampleSums: [] as number[] };
-  {
-    await using pipe = pipeline({
-      samplesPerBatch: PER_BATCH,
-      sampleShape: SAMPLE,
-      dtype: "float32",
-    });
-    for (const s of batches[0]) pipe.push(request(s));
-    using batch = await pipe.pop();
-    const data = batch.data() as Float32Array;
-    const n = SAMPLE_BYTES / OUT_BYTES;
-    check = {
-      sum: sum64(data),
-      sampleSums: Array.from(
-        { length: PER_BATCH },
-        (_, i) => sum64(data.subarray(i * n, (i + 1) * n)),
-      ),
-    };
+  await using pipe = pipeline({
+    samplesPerBatch: PER_BATCH,
+    sampleShape: SAMPLE,
+    dtype: "float32",
+  });
+  for (const s of batches[0]) pipe.push(request(s));
+  using batch = await pipe.pop();
+  const data = batch.data() as Float32Array;
+  const n = SAMPLE_BYTES / OUT_BYTES;
+  return {
+    sum: sum64(data),
+    sampleSums: Array.from(
+      { length: PER_BATCH },
+      (_, i) => sum64(data.subarray(i * n, (i + 1) * n)),
+    ),
+  };
+}
+
+/** One timed round: a new pipeline, every sample pushed, every batch popped and disposed. */
+async function tesseraRound(batches: Sample[][]): Promise<TesseraRound> {
+  const { pipeline } = await import("../mod.ts");
+  await using pipe = pipeline({
+    samplesPerBatch: PER_BATCH,
+    sampleShape: SAMPLE,
+    dtype: "float32",
+    lookahead: 2,
+  });
+  const started = performance.now();
+  for (const batch of batches) for (const s of batch) pipe.push(request(s));
+  const batchMs: number[] = [];
+  let last = started;
+  for (let b = 0; b < batches.length; b++) {
+    using _batch = await pipe.pop();
+    const now = performance.now();
+    batchMs.push(now - last);
+    last = now;
   }
-  const rounds: TesseraRound[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    await using pipe = pipeline({
-      samplesPerBatch: PER_BATCH,
-      sampleShape: SAMPLE,
-      dtype: "float32",
-      lookahead: 2,
-    });
-    const started = performance.now();
-    for (const batch of batches) for (const s of batch) pipe.push(request(s));
-    const batchMs: number[] = [];
-    let last = started;
-    for (let b = 0; b < batches.length; b++) {
-      using _batch = await pipe.pop();
-      const now = performance.now();
-      batchMs.push(now - last);
-      last = now;
-    }
-    rounds.push({ wallMs: performance.now() - started, batchMs, stats: pipe.stats() });
-  }
-  return { rounds, check };
+  return { wallMs: performance.now() - started, batchMs, stats: pipe.stats() };
 }
 
 function request([v, [z, y, x]]: Sample) {
@@ -202,7 +199,8 @@ function request([v, [z, y, x]]: Sample) {
   } as const;
 }
 
-async function runTensorstore(python: string, batches: Sample[][]) {
+/** One run of bench/pipeline_tensorstore.py: an untimed check batch, then `rounds` timed rounds. */
+async function runTensorstore(python: string, batches: Sample[][], rounds: number) {
   const dir = await Deno.makeTempDir({ prefix: "tessera-bench-pipeline-" });
   const cases = join(dir, "cases.json");
   await Deno.writeTextFile(
@@ -210,7 +208,7 @@ async function runTensorstore(python: string, batches: Sample[][]) {
     JSON.stringify({
       stores: Array.from({ length: LAYOUT.volumes }, (_, i) => volumePath(i)),
       sample: SAMPLE,
-      rounds: ROUNDS,
+      rounds,
       batches,
     }),
   );
@@ -222,45 +220,55 @@ async function runTensorstore(python: string, batches: Sample[][]) {
 }
 
 /** The decode limit: `limits serve` with one case per volume holding that volume's samples. */
-async function runLimit(batches: Sample[][]): Promise<{ roundsMs: number[]; info: unknown }> {
-  const child = new Deno.Command(LIMITS, {
+class LimitPeer {
+  #child = new Deno.Command(LIMITS, {
     args: ["serve"],
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
-  const writer = child.stdin.getWriter();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = "";
-  const request = async (message: unknown) => {
-    await writer.write(new TextEncoder().encode(JSON.stringify(message) + "\n"));
-    while (!buffered.includes("\n")) {
-      const { value, done } = await reader.read();
+  #writer = this.#child.stdin.getWriter();
+  #reader = this.#child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  #buffered = "";
+  #volumes: number[] = [];
+  info: unknown;
+
+  // deno-lint-ignore no-explicit-any
+  async #request(message: unknown): Promise<any> {
+    await this.#writer.write(new TextEncoder().encode(JSON.stringify(message) + "\n"));
+    while (!this.#buffered.includes("\n")) {
+      const { value, done } = await this.#reader.read();
       if (done) throw new Error("limits exited early");
-      buffered += value;
+      this.#buffered += value;
     }
-    const nl = buffered.indexOf("\n");
-    const reply = JSON.parse(buffered.slice(0, nl));
-    buffered = buffered.slice(nl + 1);
+    const nl = this.#buffered.indexOf("\n");
+    const reply = JSON.parse(this.#buffered.slice(0, nl));
+    this.#buffered = this.#buffered.slice(nl + 1);
     if (reply.error) throw new Error(`limits: ${reply.error}`);
     return reply;
-  };
-  const stores: Record<string, string> = {};
-  const cases: Record<string, { reads: [number, number][][] }> = {};
-  for (let v = 0; v < LAYOUT.volumes; v++) {
-    stores[`v${v}`] = volumePath(v);
-    cases[`s${v}`] = { reads: [] };
   }
-  for (const [v, corner] of batches.flat()) {
-    cases[`s${v}`].reads.push(corner.map((c, d) => [c, c + SAMPLE[d]]));
-  }
-  const info = await request({ stores, readers: ["decode-limit"], cases });
-  const roundsMs: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    let total = 0;
+
+  async start(batches: Sample[][]): Promise<void> {
+    const stores: Record<string, string> = {};
+    const cases: Record<string, { reads: [number, number][][] }> = {};
     for (let v = 0; v < LAYOUT.volumes; v++) {
-      if (cases[`s${v}`].reads.length === 0) continue;
-      const reply = await request({
+      stores[`v${v}`] = volumePath(v);
+      cases[`s${v}`] = { reads: [] };
+    }
+    for (const [v, corner] of batches.flat()) {
+      cases[`s${v}`].reads.push(corner.map((c, d) => [c, c + SAMPLE[d]]));
+    }
+    this.#volumes = Object.keys(stores).map((_, v) => v).filter((v) =>
+      cases[`s${v}`].reads.length > 0
+    );
+    this.info = await this.#request({ stores, readers: ["decode-limit"], cases });
+  }
+
+  /** One timed round: every sample's chunks, volume by volume; the sum of the read times. */
+  async round(): Promise<number> {
+    let total = 0;
+    for (const v of this.#volumes) {
+      const reply = await this.#request({
         op: "run",
         reader: "decode-limit",
         store: `v${v}`,
@@ -270,13 +278,15 @@ async function runLimit(batches: Sample[][]): Promise<{ roundsMs: number[]; info
       });
       total += (reply.ms as number[]).reduce((a, b) => a + b, 0);
     }
-    roundsMs.push(total);
+    return total;
   }
-  await writer.write(new TextEncoder().encode(JSON.stringify({ op: "quit" }) + "\n"));
-  await writer.close();
-  reader.releaseLock();
-  await child.status;
-  return { roundsMs, info };
+
+  async close(): Promise<void> {
+    await this.#writer.write(new TextEncoder().encode(JSON.stringify({ op: "quit" }) + "\n"));
+    await this.#writer.close();
+    this.#reader.releaseLock();
+    await this.#child.status;
+  }
 }
 
 const median = (v: number[]) => {
@@ -299,9 +309,33 @@ const idle = await cpuTicks(["self"]);
 await new Promise((r) => setTimeout(r, 1000));
 const busyBefore = otherShare(idle, await cpuTicks(["self"]));
 console.error(`timing ${samples} samples in ${BATCHES} batches, ${ROUNDS} rounds …`);
-const tessera = await runTessera(batches);
-const tensorstore = await runTensorstore(python, batches);
-const limit = await runLimit(batches);
+// Rounds interleave the readers, the order rotating each round, so that a change
+// in the machine's load does not favour one of them.
+const tesseraCheckSums = await tesseraCheck(batches);
+const limitPeer = new LimitPeer();
+await limitPeer.start(batches);
+const tesseraRounds: TesseraRound[] = [];
+const tsRounds: number[][] = [];
+let tsCheck: { sum: number; sample_sums: number[] } | undefined;
+let tsVersion = "";
+const limitRounds: number[] = [];
+const runners = [
+  async () => tesseraRounds.push(await tesseraRound(batches)),
+  async () => {
+    const run = await runTensorstore(python, batches, 1);
+    tsCheck ??= run.check;
+    tsVersion = run.version;
+    tsRounds.push(run.rounds[0]);
+  },
+  async () => limitRounds.push(await limitPeer.round()),
+];
+for (let r = 0; r < ROUNDS; r++) {
+  for (let k = 0; k < runners.length; k++) await runners[(r + k) % runners.length]();
+}
+await limitPeer.close();
+const tessera = { rounds: tesseraRounds, check: tesseraCheckSums };
+const tensorstore = { rounds: tsRounds, check: tsCheck!, version: tsVersion };
+const limit = { roundsMs: limitRounds, info: limitPeer.info };
 
 const maxRel = Math.max(
   Math.abs(tessera.check.sum - tensorstore.check.sum) / Math.abs(tensorstore.check.sum),
@@ -376,7 +410,9 @@ const md = [
   `float32 output (${
     f(SAMPLE_BYTES * PER_BATCH / 2 ** 20, 0)
   } MiB per batch). Median of ${ROUNDS} ` +
-  `rounds; ${report.machine.cores} cores (${report.machine.cpu ?? "unknown CPU"}); other ` +
+  `rounds (readers interleaved, order rotating); ${report.machine.cores} cores (${
+    report.machine.cpu ?? "unknown CPU"
+  }); other ` +
   `processes kept ${
     busyBefore === undefined ? "?" : f(100 * busyBefore, 0)
   } % of the cores busy just before. Revision ${report.revision ?? "unknown"}.`,
