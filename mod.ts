@@ -56,6 +56,17 @@ export {
   writeOmeArrow,
 } from "./src/omearrow_write.ts";
 export {
+  type BoxSelection,
+  Pipeline,
+  pipeline,
+  PipelineBatch,
+  type PipelineConfig,
+  type PipelineDType,
+  type PipelineStats,
+  type SampleRequest,
+  type StageStats,
+} from "./src/pipeline.ts";
+export {
   BudgetExceeded,
   CudaError,
   DecodeError,

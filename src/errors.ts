@@ -189,6 +189,8 @@ export function errorFromStatus(status: number, message: string): TesseraError {
       return new BudgetExceeded(message);
     case 7:
       return new Aborted(message);
+    case 8:
+      return new CudaError(message);
     default:
       return new TesseraError(`internal error (status ${status}): ${message}`);
   }

@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { TesseraError } from "./errors.ts";
 
 /** ABI version this TypeScript expects (rust/src/ffi.rs `ABI_VERSION`). */
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 /** Symbols of the native library. */
 export const symbols = {
@@ -146,6 +146,27 @@ export const symbols = {
     parameters: ["pointer", "pointer", "buffer", "buffer", "buffer", "usize", "buffer", "usize"],
     result: "i32",
   },
+  // Streaming pipeline (rust/src/batch.rs, src/pipeline.ts).
+  tessera_batch_executor_new: {
+    parameters: ["u32", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
+  tessera_batch_executor_free: { parameters: ["pointer"], result: "void" },
+  tessera_batch_assemble: {
+    parameters: ["pointer", "buffer", "usize", "buffer", "usize", "buffer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  tessera_batch_live_bytes: { parameters: ["pointer"], result: "u64" },
+  tessera_batch_stats: { parameters: ["pointer", "buffer", "usize"], result: "void" },
+  tessera_cuda_device_open: { parameters: ["u32", "buffer", "buffer", "usize"], result: "i32" },
+  tessera_cuda_device_free: { parameters: ["pointer"], result: "void" },
+  tessera_batch_upload: {
+    parameters: ["pointer", "pointer", "pointer", "buffer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  tessera_buffer_device: { parameters: ["pointer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The bound native functions. */

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Aborted, errorFromStatus, Shutdown } from "./errors.ts";
+import { Aborted, CudaError, errorFromStatus, Shutdown } from "./errors.ts";
 import { native } from "./ffi.ts";
 
 const ERROR_BYTES = 4096;
@@ -212,6 +212,7 @@ export class NativeBuffer implements Disposable {
   #data: Deno.PointerObject;
   #byteLength: number;
   #arrayBuffer: ArrayBuffer | undefined;
+  #deviceOrdinal: number | undefined;
 
   /**
    * Takes ownership of a buffer handle; `data` and `byteLength` may be
@@ -241,11 +242,23 @@ export class NativeBuffer implements Disposable {
   get arrayBuffer(): ArrayBuffer {
     if (!this.#pointer) throw new Shutdown("tensor memory was released (view disposed)");
     if (!this.#arrayBuffer) {
+      const ordinal = this.deviceOrdinal;
+      if (ordinal >= 0) {
+        throw new CudaError(
+          `this tensor lives on cuda:${ordinal}: JavaScript cannot read it (use toDLPack())`,
+        );
+      }
       this.#arrayBuffer = Deno.UnsafePointerView.getArrayBuffer(this.#data, this.#byteLength);
       bufferRegistry.unregister(this);
       bufferRegistry.register(this.#arrayBuffer, this.#pointer, this);
     }
     return this.#arrayBuffer;
+  }
+
+  /** Where the memory lives: -1 for host memory, else the CUDA device ordinal. */
+  get deviceOrdinal(): number {
+    this.#deviceOrdinal ??= native().tessera_buffer_device(this.handle);
+    return this.#deviceOrdinal;
   }
 
   /** Address of the first byte. */
@@ -392,6 +405,11 @@ export class NativeArray implements Disposable {
       this.#inFlight--;
       if (this.#closing && this.#inFlight === 0) this.#free();
     }
+  }
+
+  /** Runs a nonblocking call of another module that takes this handle; it stays alive until the call settles. */
+  hold<T>(work: (handle: Deno.PointerObject) => Promise<T>): Promise<T> {
+    return this.#call(work);
   }
 
   /** Reads a region request into a new buffer. */

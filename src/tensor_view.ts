@@ -26,7 +26,7 @@ import { type RenderedPng, type RenderOptions, renderView } from "./render.ts";
 import { displayView, type MediaBundle } from "./display.ts";
 
 /**
- * Where a view's memory lives.
+ * Where a view's memory lives: host memory, or a CUDA device (pipeline batches).
  *
  * @example
  * ```ts
@@ -36,7 +36,7 @@ import { displayView, type MediaBundle } from "./display.ts";
  * const where: Device = view.device; // "cpu"
  * ```
  */
-export type Device = "cpu";
+export type Device = "cpu" | `cuda:${number}`;
 
 /**
  * A selection of one axis of a view: an index (drops the axis), or `[start, stop, step?]` (Python slice rules, `null` for an open end; a negative step walks backwards).
@@ -144,8 +144,6 @@ export class TensorView<D extends DType = DType> implements Disposable {
   readonly axes: readonly string[];
   /** Offset of the first element from the start of the buffer, in elements. */
   readonly offset: number;
-  /** Where the memory lives. */
-  readonly device: Device = "cpu";
   #buffer: NativeBuffer;
 
   /** Wraps `buffer` (taking over this reference); `strides` default to C order. */
@@ -168,6 +166,12 @@ export class TensorView<D extends DType = DType> implements Disposable {
     this.strides = Object.freeze([...strides]);
     this.axes = Object.freeze([...axes]);
     this.offset = offset;
+  }
+
+  /** Where the memory lives; `data()` and `at()` need "cpu", `toDLPack()` works for both. */
+  get device(): Device {
+    const ordinal = this.#buffer.deviceOrdinal;
+    return ordinal < 0 ? "cpu" : `cuda:${ordinal}`;
   }
 
   /** Axis letters in view order, e.g. "CZYX". */

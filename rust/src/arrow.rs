@@ -195,6 +195,7 @@ pub fn export_fixed_size_list(
     name: &str,
     metadata: &[(String, String)],
 ) -> Result<(ArrowSchema, ArrowArray)> {
+    buffer.check_host("Arrow export")?;
     let value_format = format(dtype)?;
     let end = offset
         .checked_add(

@@ -81,12 +81,22 @@ impl std::fmt::Debug for Origin {
     }
 }
 
+/// Where a buffer's bytes live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    /// Host memory the CPU can read and write.
+    Host,
+    /// Memory of the CUDA device with this ordinal (not readable by the CPU).
+    Cuda(i32),
+}
+
 /// An owned, zero-initialised, aligned allocation.
 #[derive(Debug)]
 pub struct AlignedBuffer {
     ptr: *mut u8,
     len: usize,
     origin: Origin,
+    location: Location,
 }
 
 // SAFETY: the buffer owns its allocation; sharing follows Rust's rules
@@ -125,6 +135,7 @@ impl AlignedBuffer {
                 ptr: ptr.cast(),
                 len,
                 origin: Origin::Mapped(len),
+                location: Location::Host,
             });
         }
         let layout = Layout::from_size_align(len.max(ALIGNMENT), ALIGNMENT)
@@ -139,6 +150,7 @@ impl AlignedBuffer {
             ptr,
             len,
             origin: Origin::Heap(layout),
+            location: Location::Host,
         })
     }
 
@@ -153,6 +165,7 @@ impl AlignedBuffer {
                     ptr,
                     len,
                     origin: Origin::Mapped(len),
+                    location: Location::Host,
                 });
             }
         }
@@ -165,6 +178,33 @@ impl AlignedBuffer {
             ptr,
             len,
             origin: Origin::Foreign(Some(release)),
+            location: Location::Host,
+        }
+    }
+
+    /// Memory of CUDA device `ordinal` at device address `ptr`: `release` runs when the buffer drops.
+    pub fn on_cuda(ptr: *mut u8, len: usize, ordinal: i32, release: Release) -> Self {
+        Self {
+            ptr,
+            len,
+            origin: Origin::Foreign(Some(release)),
+            location: Location::Cuda(ordinal),
+        }
+    }
+
+    /// Where the bytes live.
+    pub fn location(&self) -> Location {
+        self.location
+    }
+
+    /// Fails unless the bytes are host memory (`what` names the operation).
+    pub fn check_host(&self, what: &str) -> Result<()> {
+        match self.location {
+            Location::Host => Ok(()),
+            Location::Cuda(n) => Err(Error::new(
+                ErrorKind::Cuda,
+                format!("{what} needs host memory; this tensor lives on cuda:{n}"),
+            )),
         }
     }
 

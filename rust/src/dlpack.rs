@@ -3,12 +3,12 @@
 //! headers). The export's manager context owns a reference to our
 //! refcounted buffer; the import wraps another producer's deleter.
 
-use crate::buffer::{AlignedBuffer, SharedBuffer};
+use crate::buffer::{AlignedBuffer, Location, SharedBuffer};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use dlpack_rs::ffi::{
     DLDataType, DLDevice, DLManagedTensor, DLManagedTensorVersioned, DLPackVersion, DLTensor,
-    DLPACK_FLAG_BITMASK_READ_ONLY, DLPACK_MAJOR_VERSION, K_DL_CPU,
+    DLPACK_FLAG_BITMASK_READ_ONLY, DLPACK_MAJOR_VERSION, K_DL_CPU, K_DL_CUDA,
 };
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -115,9 +115,15 @@ struct ExportContext {
 fn dl_tensor(buffer: &SharedBuffer, layout: &TensorLayout, ctx: &mut ExportContext) -> DLTensor {
     DLTensor {
         data: buffer.as_ptr().cast(),
-        device: DLDevice {
-            device_type: K_DL_CPU,
-            device_id: 0,
+        device: match buffer.location() {
+            Location::Host => DLDevice {
+                device_type: K_DL_CPU,
+                device_id: 0,
+            },
+            Location::Cuda(ordinal) => DLDevice {
+                device_type: K_DL_CUDA,
+                device_id: ordinal,
+            },
         },
         ndim: layout.shape.len() as i32,
         dtype: dl_dtype(layout.dtype),

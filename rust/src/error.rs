@@ -20,6 +20,8 @@ pub enum ErrorKind {
     BudgetExceeded = 6,
     /// The caller cancelled the call (an aborted `AbortSignal`).
     Cancelled = 7,
+    /// A CUDA call failed, no CUDA driver or device is usable, or host code met device memory.
+    Cuda = 8,
     /// A bug: a panic was caught at the ABI boundary.
     Internal = 99,
 }

@@ -4,7 +4,9 @@
 //! their `*_free` export.
 
 use crate::arrow;
-use crate::buffer::SharedBuffer;
+use crate::batch;
+use crate::buffer::{Location, SharedBuffer};
+use crate::cuda::CudaDevice;
 use crate::dlpack::{self, TensorLayout};
 use crate::downsample;
 use crate::dtype::DType;
@@ -20,7 +22,7 @@ use crate::write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Version of this ABI; `src/ffi.ts` refuses a library with another.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Runs `f`, turning errors and panics into a status and a message.
 fn guarded(err: *mut u8, err_len: usize, f: impl FnOnce() -> Result<()>) -> i32 {
@@ -778,4 +780,149 @@ pub unsafe extern "C" fn tessera_arrow_import(
         std::ptr::copy_nonoverlapping(words.as_ptr(), info, 4);
         store_out(out, imported.buffer)
     })
+}
+
+// ---------------------------------------------------------------------------
+// Streaming pipeline: batch executors (see crate::batch and src/pipeline.ts).
+
+/// Starts a batch executor with `threads` workers (0: the default pool
+/// size). Writes its handle to `*out`.
+///
+/// # Safety
+/// `out` must be valid for one pointer; `err` for `err_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_batch_executor_new(
+    threads: u32,
+    out: *mut *mut batch::Executor,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        store_out(out, batch::Executor::new(threads as usize)?)
+    })
+}
+
+/// Frees an executor (null is ignored). Batches it made stay valid.
+///
+/// # Safety
+/// `executor` must be null or a live handle, freed once, with no call using it.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_batch_executor_free(executor: *mut batch::Executor) {
+    if !executor.is_null() {
+        drop(Box::from_raw(executor));
+    }
+}
+
+/// Assembles one batch (see `crate::batch` for `desc`) from the array
+/// handles `arrays` into a new buffer, written to `*out`.
+///
+/// # Safety
+/// Pointers must be valid for their lengths and, with every array handle,
+/// live for the call.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_batch_assemble(
+    executor: *const batch::Executor,
+    arrays: *const *const Array,
+    arrays_len: usize,
+    desc: *const i64,
+    desc_len: usize,
+    out: *mut *mut SharedBuffer,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        let executor = handle(executor, "batch executor")?;
+        let arrays = slice(arrays, arrays_len, "array handles")?
+            .iter()
+            .map(|&a| handle(a, "array"))
+            .collect::<Result<Vec<&Array>>>()?;
+        let words = slice(desc, desc_len, "batch descriptor")?;
+        store_out(out, executor.assemble(&arrays, words)?)
+    })
+}
+
+/// Bytes of the executor's batches still alive (held by views or consumers).
+///
+/// # Safety
+/// `executor` must be a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_batch_live_bytes(executor: *const batch::Executor) -> u64 {
+    executor.as_ref().map_or(0, |e| e.live_bytes())
+}
+
+/// Writes the executor's per-stage totals (`[ns, bytes, count]` for plan,
+/// io, decode, assemble, transfer) into `out` (at most `out_len` values).
+///
+/// # Safety
+/// `executor` must be a live handle; `out` valid for `out_len` values.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_batch_stats(
+    executor: *const batch::Executor,
+    out: *mut u64,
+    out_len: usize,
+) {
+    if let (Some(e), false) = (executor.as_ref(), out.is_null()) {
+        let values = e.stats().snapshot();
+        let n = out_len.min(values.len());
+        std::ptr::copy_nonoverlapping(values.as_ptr(), out, n);
+    }
+}
+
+/// Opens CUDA device `ordinal` for batch transfers; writes its handle to
+/// `*out`. Without a CUDA driver or device this is an error (status 7).
+///
+/// # Safety
+/// `out` must be valid for one pointer; `err` for `err_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_cuda_device_open(
+    ordinal: u32,
+    out: *mut *mut CudaDevice,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || store_out(out, CudaDevice::open(ordinal)?))
+}
+
+/// Frees a CUDA device handle (null is ignored). Batches copied to it stay valid.
+///
+/// # Safety
+/// `device` must be null or a live handle, freed once, with no call using it.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_cuda_device_free(device: *mut CudaDevice) {
+    if !device.is_null() {
+        drop(Box::from_raw(device));
+    }
+}
+
+/// Copies a host batch to a CUDA device; writes the device buffer to `*out`.
+///
+/// # Safety
+/// Handles must be live for the call; `out` valid for one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_batch_upload(
+    executor: *const batch::Executor,
+    device: *const CudaDevice,
+    buffer: *const SharedBuffer,
+    out: *mut *mut SharedBuffer,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        let executor = handle(executor, "batch executor")?;
+        let device = handle(device, "CUDA device")?;
+        let buffer = handle(buffer, "buffer")?;
+        store_out(out, executor.upload(device, buffer)?)
+    })
+}
+
+/// Where a buffer lives: -1 for host memory, else the CUDA device ordinal.
+///
+/// # Safety
+/// `buffer` must be a live buffer handle.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_buffer_device(buffer: *const SharedBuffer) -> i32 {
+    match buffer.as_ref().map(|b| b.location()) {
+        Some(Location::Cuda(ordinal)) => ordinal,
+        _ => -1,
+    }
 }

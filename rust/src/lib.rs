@@ -6,10 +6,12 @@
 pub mod arrow;
 pub mod arrow_import;
 pub mod assemble;
+pub mod batch;
 pub mod blosc;
 pub mod buffer;
 pub mod cast;
 pub mod codec;
+pub mod cuda;
 pub mod dlpack;
 pub mod downsample;
 pub mod dtype;

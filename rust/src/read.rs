@@ -29,7 +29,7 @@ const MAX_POOLED_READ_BUFFER: usize = 8 << 20;
 static READ_BUFFERS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
 /// A read buffer of at least `len` bytes, reused when one is free.
-fn take_read_buffer(len: usize) -> Vec<u8> {
+pub(crate) fn take_read_buffer(len: usize) -> Vec<u8> {
     let pooled = READ_BUFFERS
         .lock()
         .map(|mut pool| pool.pop())
@@ -42,7 +42,7 @@ fn take_read_buffer(len: usize) -> Vec<u8> {
 }
 
 /// Returns a read buffer to the pool.
-fn give_read_buffer(buf: Vec<u8>) {
+pub(crate) fn give_read_buffer(buf: Vec<u8>) {
     if let Ok(mut pool) = READ_BUFFERS.lock() {
         if pool.len() < POOLED_READ_BUFFERS && buf.len() <= MAX_POOLED_READ_BUFFER {
             pool.push(buf);
@@ -372,7 +372,7 @@ impl Traversal<'_> {
 
 /// The shard of a chain that can be read partially: `sharding_indexed`
 /// with no bytes-to-bytes codec after it.
-fn partial_shard(chain: &CodecChain) -> Option<&ShardingSpec> {
+pub(crate) fn partial_shard(chain: &CodecChain) -> Option<&ShardingSpec> {
     match &chain.array_to_bytes {
         ArrayToBytes::Sharding(s) if chain.bytes_to_bytes.is_empty() => Some(s),
         _ => None,
@@ -388,7 +388,7 @@ fn count_inner(s: &ShardingSpec, sel: &[DimSel]) -> u64 {
 }
 
 /// Groups sorted ranges into merged reads: `(start, end, ranges in group)`.
-fn merge_ranges(ranges: impl Iterator<Item = (u64, u64)>) -> Vec<(u64, u64, usize)> {
+pub(crate) fn merge_ranges(ranges: impl Iterator<Item = (u64, u64)>) -> Vec<(u64, u64, usize)> {
     let mut groups: Vec<(u64, u64, usize)> = Vec::new();
     for (offset, nbytes) in ranges {
         let end = offset + nbytes;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 /// Copies the elements of `layout` over `src` into a new C-order buffer.
 pub fn make_contiguous(src: &AlignedBuffer, layout: &TensorLayout) -> Result<SharedBuffer> {
+    src.check_host("a strided copy")?;
     layout.check_inside(src.len())?;
     let size = layout.dtype.size();
     let count: usize = layout.shape.iter().map(|&n| n as usize).product();

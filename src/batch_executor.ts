@@ -1,0 +1,172 @@
+/**
+ * Owner of a native batch executor (rust/src/batch.rs): its worker pool,
+ * batch assembly calls, live-bytes counter and per-stage totals.
+ * @module
+ */
+
+import { Shutdown } from "./errors.ts";
+import { native } from "./ffi.ts";
+import { check, errorBuffer, type NativeArray, NativeBuffer, takePointer } from "./native.ts";
+
+/** Native per-stage totals: thread time, bytes and count. */
+export interface NativeStageTotals {
+  /** Nanoseconds, summed over worker threads. */
+  ns: number;
+  /** Bytes handled. */
+  bytes: number;
+  /** Operations. */
+  count: number;
+}
+
+/** Native totals of the stages the executor runs. */
+export interface NativeStats {
+  /** Descriptor parsing, allocation and chunk planning. */
+  plan: NativeStageTotals;
+  /** Opening and reading files. */
+  io: NativeStageTotals;
+  /** Decompression. */
+  decode: NativeStageTotals;
+  /** Copy with cast, and fills, into the batch. */
+  assemble: NativeStageTotals;
+  /** Host→device copies of finished batches. */
+  transfer: NativeStageTotals;
+}
+
+const executorRegistry = new FinalizationRegistry<Deno.PointerObject>((p) =>
+  native().tessera_batch_executor_free(p)
+);
+const deviceRegistry = new FinalizationRegistry<Deno.PointerObject>((p) =>
+  native().tessera_cuda_device_free(p)
+);
+
+/**
+ * A CUDA device opened for batch transfers (its primary context). Opening
+ * throws {@link CudaError} when no CUDA driver or no such device exists.
+ */
+export class CudaDevice implements Disposable {
+  #pointer: Deno.PointerObject | null;
+  /** The device ordinal. */
+  readonly ordinal: number;
+
+  /** Opens device `ordinal`. */
+  constructor(ordinal: number) {
+    const slot = new BigUint64Array(1);
+    const err = errorBuffer();
+    check(native().tessera_cuda_device_open(ordinal, slot, err, BigInt(err.length)), err);
+    this.#pointer = takePointer(slot);
+    this.ordinal = ordinal;
+    deviceRegistry.register(this, this.#pointer, this);
+  }
+
+  /** The native handle. */
+  get handle(): Deno.PointerObject {
+    if (!this.#pointer) throw new Shutdown(`cuda:${this.ordinal} was closed`);
+    return this.#pointer;
+  }
+
+  /** Releases the device handle; batches already copied stay valid. */
+  [Symbol.dispose](): void {
+    if (!this.#pointer) return;
+    deviceRegistry.unregister(this);
+    native().tessera_cuda_device_free(this.#pointer);
+    this.#pointer = null;
+  }
+}
+
+/** A native batch executor with its own pool of `threads` workers (0: default size). */
+export class BatchExecutor implements Disposable {
+  #pointer: Deno.PointerObject | null;
+
+  /** Starts the executor's worker pool. */
+  constructor(threads: number) {
+    const slot = new BigUint64Array(1);
+    const err = errorBuffer();
+    check(native().tessera_batch_executor_new(threads, slot, err, BigInt(err.length)), err);
+    this.#pointer = takePointer(slot);
+    executorRegistry.register(this, this.#pointer, this);
+  }
+
+  get #handle(): Deno.PointerObject {
+    if (!this.#pointer) throw new Shutdown("batch executor was closed");
+    return this.#pointer;
+  }
+
+  /**
+   * Assembles one batch (descriptor: rust/src/batch.rs `decode_desc`) from
+   * `arrays`, each held open until the call settles.
+   */
+  assemble(
+    arrays: readonly NativeArray[],
+    desc: BigInt64Array<ArrayBuffer>,
+  ): Promise<NativeBuffer> {
+    const handle = this.#handle;
+    const pointers = new BigUint64Array(arrays.length);
+    const run = async (i: number): Promise<NativeBuffer> => {
+      if (i < arrays.length) {
+        return await arrays[i].hold((h) => {
+          pointers[i] = BigInt(Deno.UnsafePointer.value(h));
+          return run(i + 1);
+        });
+      }
+      const slot = new BigUint64Array(1);
+      const err = errorBuffer();
+      const status = await native().tessera_batch_assemble(
+        handle,
+        pointers,
+        BigInt(pointers.length),
+        desc,
+        BigInt(desc.length),
+        slot,
+        err,
+        BigInt(err.length),
+      );
+      check(status, err);
+      return new NativeBuffer(takePointer(slot));
+    };
+    return run(0);
+  }
+
+  /** Copies a host batch to `device` (one transfer); the copy counts as a live batch. */
+  async upload(device: CudaDevice, host: NativeBuffer): Promise<NativeBuffer> {
+    const slot = new BigUint64Array(1);
+    const err = errorBuffer();
+    const status = await native().tessera_batch_upload(
+      this.#handle,
+      device.handle,
+      host.handle,
+      slot,
+      err,
+      BigInt(err.length),
+    );
+    check(status, err);
+    return new NativeBuffer(takePointer(slot));
+  }
+
+  /** Bytes of this executor's batches that are still alive (views or DLPack consumers hold them). */
+  liveBytes(): number {
+    return this.#pointer ? Number(native().tessera_batch_live_bytes(this.#pointer)) : 0;
+  }
+
+  /** Per-stage totals so far. */
+  stats(): NativeStats {
+    const out = new BigUint64Array(15);
+    if (this.#pointer) native().tessera_batch_stats(this.#pointer, out, BigInt(out.length));
+    const v = Array.from(out, Number);
+    const stage = (i: number) => ({ ns: v[3 * i], bytes: v[3 * i + 1], count: v[3 * i + 2] });
+    return {
+      plan: stage(0),
+      io: stage(1),
+      decode: stage(2),
+      assemble: stage(3),
+      transfer: stage(4),
+    };
+  }
+
+  /** Stops the worker pool; no call may be running. Batches already made stay valid. */
+  [Symbol.dispose](): void {
+    if (!this.#pointer) return;
+    executorRegistry.unregister(this);
+    native().tessera_batch_executor_free(this.#pointer);
+    this.#pointer = null;
+  }
+}
