@@ -11,7 +11,16 @@ import { native } from "./ffi.ts";
 import { NativeBuffer } from "./native.ts";
 import { TensorView } from "./tensor_view.ts";
 
-/** Options of {@link fromArrowC}. */
+/**
+ * Options of {@link fromArrowC}.
+ *
+ * @example
+ * ```ts
+ * import { fromArrowC } from "@tessera/tessera";
+ * declare const schema: bigint, array: bigint; // addresses given to pyarrow's _export_to_c
+ * const { view } = fromArrowC(schema, array, { shape: [480, 640], bands: 3 });
+ * ```
+ */
 export interface ArrowImportOptions {
   /**
    * Image height and width, for arrays that are not fixed-shape tensors
@@ -24,7 +33,17 @@ export interface ArrowImportOptions {
   bands?: number;
 }
 
-/** A view imported from Arrow, with the field's band names when it has them. */
+/**
+ * A view imported from Arrow, with the field's band names when it has them.
+ *
+ * @example
+ * ```ts
+ * import { type ArrowImport, fromArrowC } from "@tessera/tessera";
+ * declare const schema: bigint, array: bigint;
+ * const imported: ArrowImport = fromArrowC(schema, array, { shape: [480, 640] });
+ * console.log(imported.bands, imported.view.shape); // e.g. ["R", "G", "B", "A"], [480, 640, 4]
+ * ```
+ */
 export interface ArrowImport {
   /** The tensor, over the array's own memory. */
   view: TensorView;
@@ -58,6 +77,14 @@ function bandNames(metadata: Record<string, string>): string[] | undefined {
  * `dim_names` (lower-cased; the row axis "n" is left out for one row) in
  * logical order (its `permutation` applied, zero copy); other arrays need
  * `options.shape`.
+ *
+ * @example
+ * ```ts
+ * import { fromArrowC } from "@tessera/tessera";
+ * declare const schema: bigint, array: bigint; // an array exported by pyarrow
+ * using view = fromArrowC(schema, array).view; // zero copy: the Arrow buffers themselves
+ * console.log(view.shape, view.dtype);
+ * ```
  */
 export function fromArrowC(
   schemaAddress: bigint | number,

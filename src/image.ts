@@ -148,7 +148,10 @@ export class Image implements Disposable {
     return displayImage(this);
   }
 
-  /** Opens the native reader of a level (sources other than Zarr override this). */
+  /**
+   * Opens the native reader of a level (sources other than Zarr override this).
+   * @ignore
+   */
   protected openLevel(level: number): LevelReader {
     const meta = this.#arrays[level];
     return new NativeArray(meta.path, encodeDescriptor(meta), meta.fill);

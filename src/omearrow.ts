@@ -15,7 +15,17 @@ import { type Counters, NativeBuffer, NativeProgress } from "./native.ts";
 import type { Axis, Channel } from "./ngff.ts";
 import type { ArrayMetadata } from "./zarr/metadata.ts";
 
-/** What the native reader says about a record. */
+/**
+ * What the native reader says about a record.
+ *
+ * @example
+ * ```ts
+ * import { type OmeArrowRecordInfo, openOmeArrow } from "@tessera/tessera";
+ * using img = await openOmeArrow("image.ome.parquet");
+ * const info: OmeArrowRecordInfo = img.record;
+ * console.log(info.format, info.storage, info.rows);
+ * ```
+ */
 export interface OmeArrowRecordInfo {
   /** Container format. */
   format: "parquet" | "ipc";
@@ -158,7 +168,16 @@ class NativeOmeArrow implements LevelReader {
   }
 }
 
-/** An image opened from an OME-Arrow record; queries work as on OME-Zarr. */
+/**
+ * An image opened from an OME-Arrow record; queries work as on OME-Zarr.
+ *
+ * @example
+ * ```ts
+ * import { open, OmeArrowImage } from "@tessera/tessera";
+ * using img = await open("image.ome.parquet");
+ * if (img instanceof OmeArrowImage) console.log(img.record.column, img.axes); // ["t","c","z","y","x"]
+ * ```
+ */
 export class OmeArrowImage extends Image {
   /** Where the record came from and how its pixels are stored. */
   readonly record: OmeArrowRecordInfo;
@@ -199,7 +218,10 @@ export class OmeArrowImage extends Image {
     this.record = { ...info, row };
   }
 
-  /** The one level reads through the record handle. */
+  /**
+   * The one level reads through the record handle.
+   * @ignore
+   */
   protected override openLevel(level: number): LevelReader {
     if (level !== 0 || !this.#reader) throw new Shutdown(`image ${this.source} was closed`);
     const reader = this.#reader;
@@ -219,6 +241,13 @@ export class OmeArrowImage extends Image {
  * Opens row `options.row` (default 0) of the OME-Arrow record column
  * `options.column` (default: the first struct column with OME-Arrow
  * fields) of a Parquet or Arrow IPC file at local path `path`.
+ *
+ * @example
+ * ```ts
+ * import { openOmeArrow } from "@tessera/tessera";
+ * using img = await openOmeArrow("plates.ome.parquet", { row: 2 });
+ * using roi = await img.scan().select({ t: 0, z: 0, y: [0, 256], x: [0, 256] }).collect();
+ * ```
  */
 export async function openOmeArrow(
   path: string,

@@ -11,7 +11,18 @@ import { localPath, open } from "./image.ts";
 import { writeOmeZarr } from "./ome_zarr.ts";
 import type { TensorView } from "./tensor_view.ts";
 
-/** Options of {@link writeOmeArrow}. */
+/**
+ * Options of {@link writeOmeArrow}.
+ *
+ * @example
+ * ```ts
+ * import { type OmeArrowWriteOptions, open, writeOmeArrow } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * using view = await img.scan().select({ t: 0 }).collect();
+ * const options: OmeArrowWriteOptions = { format: "ipc", chunks: { z: 1, y: 256, x: 256 } };
+ * await writeOmeArrow("sample.arrow", view, options);
+ * ```
+ */
 export interface OmeArrowWriteOptions {
   /** Container: Parquet or Arrow IPC (default: "ipc" for .arrow/.feather/.ipc paths, else "parquet"). */
   format?: "parquet" | "ipc";
@@ -42,6 +53,14 @@ const AXES = ["t", "c", "z", "y", "x"] as const;
  * byte-chunk schema: chunks of typed, optionally zstd-compressed bytes,
  * any dtype but bfloat16). The view's axes must be among t, c, z, y, x
  * and include y and x; missing axes have size 1.
+ *
+ * @example
+ * ```ts
+ * import { open, writeOmeArrow } from "@tessera/tessera";
+ * using img = await open("data/sample.ome.zarr");
+ * using view = await img.scan().select({ t: 0, z: [0, 4] }).collect();
+ * await writeOmeArrow("sample.ome.parquet", view, { channels: ["DAPI", "GFP", "mCherry"] });
+ * ```
  */
 export async function writeOmeArrow(
   path: string | URL,
@@ -129,13 +148,28 @@ export async function writeOmeArrow(
   }
 }
 
-/** Options of {@link omeZarrToOmeArrow}. */
+/**
+ * Options of {@link omeZarrToOmeArrow}.
+ *
+ * @example
+ * ```ts
+ * import { type ConvertToOmeArrowOptions, omeZarrToOmeArrow } from "@tessera/tessera";
+ * const options: ConvertToOmeArrowOptions = { format: "parquet", zstdLevel: 3, overwrite: true };
+ * await omeZarrToOmeArrow("image.ome.zarr", "image.ome.parquet", options);
+ * ```
+ */
 export type ConvertToOmeArrowOptions = Omit<OmeArrowWriteOptions, "channels" | "physicalSize">;
 
 /**
  * Converts level 0 of an OME-Zarr image (any of the axes t, c, z, y, x) to
  * an OME-Arrow file, keeping channel names and physical pixel sizes. The
  * image is read whole into memory.
+ *
+ * @example
+ * ```ts
+ * import { omeZarrToOmeArrow } from "@tessera/tessera";
+ * await omeZarrToOmeArrow("image.ome.zarr", "image.ome.parquet");
+ * ```
  */
 export async function omeZarrToOmeArrow(
   source: string | URL,
@@ -159,7 +193,16 @@ export async function omeZarrToOmeArrow(
   });
 }
 
-/** Options of {@link omeArrowToOmeZarr}. */
+/**
+ * Options of {@link omeArrowToOmeZarr}.
+ *
+ * @example
+ * ```ts
+ * import { type ConvertToOmeZarrOptions, omeArrowToOmeZarr } from "@tessera/tessera";
+ * const options: ConvertToOmeZarrOptions = { row: 0, levels: 3, overwrite: true };
+ * await omeArrowToOmeZarr("image.ome.parquet", "image.ome.zarr", options);
+ * ```
+ */
 export interface ConvertToOmeZarrOptions {
   /** The record to convert (default 0). */
   row?: number;
@@ -179,6 +222,12 @@ export interface ConvertToOmeZarrOptions {
  * Converts an OME-Arrow record to an OME-Zarr 0.5 image with axes t, c, z,
  * y, x, keeping channel names, physical sizes and units. The image is read
  * whole into memory.
+ *
+ * @example
+ * ```ts
+ * import { omeArrowToOmeZarr } from "@tessera/tessera";
+ * await omeArrowToOmeZarr("image.ome.parquet", "image.ome.zarr");
+ * ```
  */
 export async function omeArrowToOmeZarr(
   source: string | URL,

@@ -26,10 +26,34 @@ import { BatchExecutor, CudaDevice } from "./batch_executor.ts";
 import { NativeArray, type NativeBuffer } from "./native.ts";
 import { TensorView } from "./tensor_view.ts";
 
-/** Output dtypes of a pipeline. */
+/**
+ * Output dtypes of a pipeline.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, type PipelineDType } from "@tessera/tessera";
+ * const dtype: PipelineDType = "bfloat16";
+ * await using pipe = pipeline({ samplesPerBatch: 8, sampleShape: [64, 64, 64], dtype });
+ * ```
+ */
 export type PipelineDType = "float32" | "bfloat16";
 
-/** Settings of {@link pipeline}. */
+/**
+ * Settings of {@link pipeline}.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, type PipelineConfig } from "@tessera/tessera";
+ * const config: PipelineConfig = {
+ *   samplesPerBatch: 16,
+ *   sampleShape: [128, 128, 128],
+ *   dtype: "float32",
+ *   device: "cpu",
+ *   lookahead: 2,
+ * };
+ * await using pipe = pipeline(config);
+ * ```
+ */
 export interface PipelineConfig {
   /** Samples per batch (the leading axis "n"). */
   samplesPerBatch: number;
@@ -56,10 +80,32 @@ export interface PipelineConfig {
   popTimeoutMs?: number;
 }
 
-/** A selection of one axis in a sample box: an index (fixes the axis) or `[start, stop)`, which may reach past the edges. */
+/**
+ * A selection of one axis in a sample box: an index (fixes the axis) or `[start, stop)`, which may reach past the edges.
+ *
+ * @example
+ * ```ts
+ * import type { BoxSelection } from "@tessera/tessera";
+ * const z: BoxSelection = [0, 128]; // start and stop (may pass the image edge: fill value)
+ * const c: BoxSelection = 1; // a single index fixes the axis
+ * ```
+ */
 export type BoxSelection = number | readonly [number, number];
 
-/** One sample: a box of an image level. Axes left out of `box` are taken whole. */
+/**
+ * One sample: a box of an image level. Axes left out of `box` are taken whole.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, type SampleRequest } from "@tessera/tessera";
+ * await using pipe = pipeline({ samplesPerBatch: 1, sampleShape: [32, 256, 256], dtype: "float32" });
+ * const sample: SampleRequest = {
+ *   uri: "data/sample.ome.zarr",
+ *   box: { t: 0, c: 1, z: [0, 32], y: [0, 256], x: [0, 256] },
+ * };
+ * await pipe.push(sample);
+ * ```
+ */
 export interface SampleRequest {
   /** Path or `file://` URL of an OME-Zarr image or Zarr array. */
   uri: string | URL;
@@ -69,7 +115,17 @@ export interface SampleRequest {
   box: Readonly<Record<string, BoxSelection>>;
 }
 
-/** Time, bytes and operations of one stage. */
+/**
+ * Time, bytes and operations of one stage.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, type StageStats } from "@tessera/tessera";
+ * await using pipe = pipeline({ samplesPerBatch: 4, sampleShape: [64, 64, 64], dtype: "float32" });
+ * const io: StageStats = pipe.stats().io;
+ * console.log(io.ms, io.bytes, io.count);
+ * ```
+ */
 export interface StageStats {
   /** Milliseconds (for io, decode and assemble: summed over worker threads). */
   ms: number;
@@ -79,7 +135,17 @@ export interface StageStats {
   count: number;
 }
 
-/** Per-stage statistics of a pipeline, from {@link Pipeline.stats}. */
+/**
+ * Per-stage statistics of a pipeline, from {@link Pipeline.stats}.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, type PipelineStats } from "@tessera/tessera";
+ * await using pipe = pipeline({ samplesPerBatch: 4, sampleShape: [64, 64, 64], dtype: "float32" });
+ * const stats: PipelineStats = pipe.stats();
+ * console.log(stats.decode.ms, stats.pop_wait.ms, stats.liveBytes);
+ * ```
+ */
 export interface PipelineStats {
   /** Resolving samples (metadata, boxes) and planning chunk jobs; bytes: batch bytes planned. */
   plan: StageStats;
@@ -101,7 +167,18 @@ export interface PipelineStats {
   liveBytes: number;
 }
 
-/** A popped batch: `[samplesPerBatch, ...sampleShape]`, released on dispose or {@link PipelineBatch.release}. */
+/**
+ * A popped batch: `[samplesPerBatch, ...sampleShape]`, released on dispose or {@link PipelineBatch.release}.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, type PipelineBatch } from "@tessera/tessera";
+ * await using pipe = pipeline({ samplesPerBatch: 1, sampleShape: [32, 256, 256], dtype: "float32" });
+ * await pipe.push({ uri: "data/sample.ome.zarr", box: { t: 0, c: 0, z: [0, 32], y: [0, 256], x: [0, 256] } });
+ * using batch: PipelineBatch = await pipe.pop();
+ * console.log(batch.index, batch.samples.length, batch.shape); // 0 1 [1, 32, 256, 256]
+ * ```
+ */
 export class PipelineBatch<D extends DType = DType> extends TensorView<D> {
   /** Sequence number of the batch (0 for the first). */
   readonly index: number;
@@ -154,12 +231,34 @@ const OUTPUT_DTYPES: readonly string[] = ["float32", "bfloat16"];
  * Starts a pipeline. Settings are checked at once ({@link InvalidArgument}
  * naming the setting, {@link DtypeMismatch} for an output dtype other than
  * float32/bfloat16, {@link CudaError} for a CUDA device).
+ *
+ * @example
+ * ```ts
+ * import { pipeline } from "@tessera/tessera";
+ * await using pipe = pipeline({ samplesPerBatch: 2, sampleShape: [16, 128, 128], dtype: "float32" });
+ * for (const z of [0, 16]) {
+ *   await pipe.push({ uri: "data/sample.ome.zarr", box: { t: 0, c: 0, z: [z, z + 16], y: [0, 128], x: [0, 128] } });
+ * }
+ * using batch = await pipe.pop(); // [2, 16, 128, 128] float32
+ * const capsule = batch.toDLPack();
+ * ```
  */
 export function pipeline(config: PipelineConfig): Pipeline {
   return new Pipeline(config);
 }
 
-/** A streaming batch pipeline; see {@link pipeline}. Close it with `await using` or {@link Pipeline.close}. */
+/**
+ * A streaming batch pipeline; see {@link pipeline}. Close it with `await using` or {@link Pipeline.close}.
+ *
+ * @example
+ * ```ts
+ * import { type Pipeline, pipeline } from "@tessera/tessera";
+ * const pipe: Pipeline = pipeline({ samplesPerBatch: 1, sampleShape: [64, 64], dtype: "float32" });
+ * await pipe.push({ uri: "data/sample.ome.zarr", box: { t: 0, c: 0, z: 0, y: [0, 64], x: [0, 64] } });
+ * using batch = await pipe.pop();
+ * await pipe.close();
+ * ```
+ */
 export class Pipeline implements AsyncDisposable {
   readonly #spb: number;
   readonly #sampleShape: readonly number[];
