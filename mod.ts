@@ -91,6 +91,7 @@ export {
   type ConvertResult,
   omeZarrToSharded,
 } from "./src/convert.ts";
+export { omeArrowToOmeZarrConverter, omeZarrToOmeArrowConverter } from "./src/omearrow_convert.ts";
 export { ProgressBar, type ProgressBarOptions, type ProgressSink } from "./src/progress_bar.ts";
 // reliability: cancellation and leak checks
 export { Aborted } from "./src/errors.ts";

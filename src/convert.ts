@@ -2,17 +2,19 @@
  * Format conversion. Each {@link Converter} handles one (source, target)
  * pair; {@link convert} runs the first whose `accepts` says yes. Built in:
  * OME-Zarr (NGFF 0.4 on Zarr v2, or 0.5) → OME-Zarr 0.5 on Zarr v3 with
- * sharding. Other formats (OME-Arrow) register their converters in
- * {@link CONVERTERS}.
+ * sharding, and OME-Zarr ↔ OME-Arrow (src/omearrow_convert.ts). Other
+ * formats register their converters in {@link CONVERTERS}.
  * @module
  */
 
 import { join } from "node:path";
 import { dtypeSize } from "./dtype.ts";
-import { InvalidArgument, NotFound, Shutdown } from "./errors.ts";
+import { Aborted, InvalidArgument, NotFound } from "./errors.ts";
 import { type Image, localPath, open } from "./image.ts";
 import { arrayInfo, type ImageInfo, info } from "./info.ts";
 import { createArray, prepareTarget } from "./zarr/create.ts";
+import { shardShape } from "./zarr/shard_shape.ts";
+import { omeArrowToOmeZarrConverter, omeZarrToOmeArrowConverter } from "./omearrow_convert.ts";
 
 /**
  * Progress of a conversion: bytes of pixels copied so far, of the total.
@@ -52,7 +54,7 @@ export interface ConvertOptions {
   overwrite?: boolean;
   /** Called after each written box. */
   onProgress?: (progress: ConvertProgress) => void;
-  /** Stops the conversion between boxes (the partial target is left behind). */
+  /** Stops the conversion (native reads and writes stop between chunks); it rejects with `Aborted`, and arrays left behind carry the incomplete marker. */
   signal?: AbortSignal;
 }
 
@@ -111,30 +113,6 @@ export interface Converter {
   accepts(source: string, target: string): Promise<boolean>;
   /** Converts. */
   run(source: string, target: string, options: ConvertOptions): Promise<ConvertResult>;
-}
-
-/** Shard shape: the chunk shape doubled along space axes (z, y, x, else the last three) while it fits. */
-export function shardShape(
-  axes: readonly string[],
-  shape: readonly number[],
-  chunks: readonly number[],
-  itemSize: number,
-  maxBytes: number,
-): number[] {
-  const shard = [...chunks];
-  const space = axes.flatMap((a, i) => ["z", "y", "x"].includes(a) ? [i] : []);
-  const grow = space.length > 0 ? space : axes.map((_, i) => i).slice(-3);
-  const bytes = () => shard.reduce((a, b) => a * b, itemSize);
-  for (let changed = true; changed;) {
-    changed = false;
-    for (const d of [...grow].reverse()) {
-      if (shard[d] >= shape[d] || bytes() * 2 > maxBytes) continue;
-      shard[d] *= 2;
-      changed = true;
-    }
-  }
-  // No shard reaches further than one chunk past the array's end.
-  return shard.map((n, d) => Math.min(n, Math.ceil(shape[d] / chunks[d]) * chunks[d]));
 }
 
 /** Origins of the boxes of `box` shape that tile `shape`, row-major. */
@@ -301,15 +279,18 @@ async function copyLevels(
     });
     for (const origin of boxes(shape, shards)) {
       if (options.signal?.aborted) {
-        throw new Shutdown(`conversion to ${dst} was cancelled (the partial output is left there)`);
+        throw new Aborted(
+          `conversion to ${dst} was aborted (the partial output is left there, marked incomplete)`,
+          { cause: options.signal.reason },
+        );
       }
       const count = origin.map((o, d) => Math.min(shards[d], shape[d] - o));
       const selection = Object.fromEntries(
         image.axes.map((a, d) => [a, [origin[d], origin[d] + count[d]] as [number, number]]),
       );
       // No axis is a single index, so the output keeps the store's axis order.
-      using box = await image.scan().level(i).select(selection).collect();
-      await writer.write(box.data(), origin, count);
+      using box = await image.scan().level(i).select(selection).collect({ signal: options.signal });
+      await writer.write(box.data(), origin, count, { signal: options.signal });
       progress.bytesDone += box.byteLength;
       options.onProgress?.({ ...progress });
     }
@@ -319,8 +300,9 @@ async function copyLevels(
 }
 
 /**
- * The converters {@link convert} tries, in order. A new format adds its
- * converter here (e.g. OME-Arrow ↔ OME-Zarr).
+ * The converters {@link convert} tries, in order: OME-Zarr → OME-Zarr 0.5
+ * sharded, OME-Zarr → OME-Arrow, OME-Arrow → OME-Zarr 0.5. A new format
+ * adds its converter here.
  *
  * @example
  * ```ts
@@ -328,7 +310,11 @@ async function copyLevels(
  * for (const c of CONVERTERS) console.log(c.name, "—", c.description);
  * ```
  */
-export const CONVERTERS: Converter[] = [omeZarrToSharded];
+export const CONVERTERS: Converter[] = [
+  omeZarrToSharded,
+  omeZarrToOmeArrowConverter,
+  omeArrowToOmeZarrConverter,
+];
 
 /**
  * Converts `source` into `target` with the first converter of

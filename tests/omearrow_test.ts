@@ -9,13 +9,17 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  Aborted,
+  convert,
   DecodeError,
   type DType,
   DtypeMismatch,
   InvalidArgument,
   NotFound,
   omeArrowToOmeZarr,
+  omeArrowToOmeZarrConverter,
   omeZarrToOmeArrow,
+  omeZarrToOmeArrowConverter,
   open,
   type Selection,
   StorageError,
@@ -310,4 +314,52 @@ Deno.test("OME-Arrow bad input gives typed errors naming the file", async () => 
   using again = await open(at("good.ome.parquet"));
   (await again.scan().collect())[Symbol.dispose]();
   assert.deepEqual(await Deno.readFile(at("good.ome.parquet")), before, "reading writes nothing");
+});
+
+Deno.test("convert(): OME-Zarr → OME-Arrow read by ome-arrow, and back to sharded OME-Zarr", async () => {
+  const dir = await tempDir("tessera-omearrow-convert-cli-");
+  const shape = [1, 2, 3, 40, 48];
+  const data = synth("uint16", shape.reduce((a, b) => a * b, 1), 7);
+  const zarr = join(dir, "src.ome.zarr");
+  await writeOmeZarr(zarr, data as never, {
+    axes: ["t", "c", "z", "y", "x"],
+    shape,
+    dtype: "uint16",
+    chunks: [1, 1, 1, 16, 16],
+    levels: 2,
+  });
+  const parquet = join(dir, "src.ome.parquet");
+  const seen: number[] = [];
+  const toArrow = await convert(zarr, parquet, { onProgress: (p) => seen.push(p.bytesDone) });
+  assert.equal(toArrow.converter, omeZarrToOmeArrowConverter.name);
+  assert.equal(toArrow.bytes, data.byteLength);
+  assert.deepEqual(seen, [0, data.byteLength]);
+  assert.match(toArrow.notes.join(" "), /only level 0 of 2/);
+  const raw = join(dir, "src.bin");
+  const peer = JSON.parse(await runPython([PEER, "read", parquet, raw]));
+  assert.deepEqual(peer.shape, shape);
+  assert.deepEqual(await Deno.readFile(raw), bytesOf({ data: () => data }));
+  await assert.rejects(() => convert(zarr, parquet), StorageError, "no overwrite");
+
+  const back = join(dir, "back.ome.zarr");
+  const toZarr = await convert(parquet, back);
+  assert.equal(toZarr.converter, omeArrowToOmeZarrConverter.name);
+  assert.ok(toZarr.levels.length >= 1 && toZarr.levels[0].shards.length === 5, "sharded levels");
+  assert.deepEqual(toZarr.levels[0].shape, shape);
+  const zarrRaw = join(dir, "back.bin");
+  await runPython([
+    "-c",
+    "import sys, zarr, numpy as np; a = zarr.open_array(sys.argv[1], mode='r'); " +
+    "open(sys.argv[2], 'wb').write(np.ascontiguousarray(a[...]).tobytes())",
+    join(back, "0"),
+    zarrRaw,
+  ]);
+  assert.deepEqual(await Deno.readFile(zarrRaw), bytesOf({ data: () => data }));
+
+  const aborted = new AbortController();
+  aborted.abort(new Error("stop"));
+  await assert.rejects(
+    () => convert(parquet, join(dir, "never.ome.zarr"), { signal: aborted.signal }),
+    Aborted,
+  );
 });

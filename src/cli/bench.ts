@@ -5,7 +5,7 @@
  */
 
 import { formatBytes } from "../display.ts";
-import { Shutdown } from "../errors.ts";
+import { Aborted } from "../errors.ts";
 import { type Image, open } from "../image.ts";
 import { arrayInfo } from "../info.ts";
 import { formatRate, ProgressBar } from "../progress_bar.ts";
@@ -135,10 +135,12 @@ Options:
       const times: number[] = [];
       let shape: number[] = [], bytes = 0;
       for (const selection of selections) {
-        if (ctx.signal.aborted) throw new Shutdown("benchmark cancelled");
+        if (ctx.signal.aborted) {
+          throw new Aborted("benchmark cancelled", { cause: ctx.signal.reason });
+        }
         const query = image.scan().level(level).select(selection);
         const started = performance.now();
-        using view = await query.collect();
+        using view = await query.collect({ signal: ctx.signal });
         times.push(performance.now() - started);
         shape = [...view.shape];
         bytes = view.byteLength;

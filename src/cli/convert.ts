@@ -12,20 +12,22 @@ import { type Command, intOption } from "./command.ts";
 /** The `convert` command. */
 export const convertCommand: Command = {
   name: "convert",
-  summary: "convert a store (OME-Zarr 0.4/v2 → OME-Zarr 0.5/v3 sharded)",
+  summary: "convert a store (OME-Zarr 0.4/v2 → OME-Zarr 0.5/v3 sharded; OME-Zarr ↔ OME-Arrow)",
   help: `Usage: tessera convert <source> <target> [--shard-mb N] [--zstd N]
                        [--overwrite] [--quiet] [--json]
 
 Converts <source> into <target>. Conversions:
 ${CONVERTERS.map((c) => `  ${c.description}`).join("\n")}
-Every level, and every label image under labels/, is copied as it is (no
-resampling); chunk shapes are kept and shards grow from them along z, y
-and x up to --shard-mb.
+Between OME-Zarr stores, every level and every label image under labels/
+is copied as it is (no resampling); chunk shapes are kept and shards grow
+from them along z, y and x up to --shard-mb. A target ending in .parquet
+gets level 0 as an OME-Arrow Parquet record (.arrow, .feather, .ipc:
+Arrow IPC); an OME-Arrow source becomes OME-Zarr 0.5 with a pyramid.
 
 Options:
   --shard-mb N   largest uncompressed shard in MiB (default 16)
   --zstd N       zstd level (default 3)
-  --overwrite    replace an existing Zarr store at <target>
+  --overwrite    replace an existing store or file at <target>
   -q, --quiet    no progress bar
   --json         print the result as JSON
   -h, --help`,
