@@ -118,6 +118,36 @@ Deno.test("write: an aborted write leaves the incomplete marker, which readers r
   assert.equal(checkBox(view.data() as Uint16Array, [0, 0, 0], SHAPE), undefined);
 });
 
+Deno.test("write: finish() declares a sparse array complete; refused after a failed write", async () => {
+  const dir = await tempDir("tessera-sparse-");
+  const path = join(dir, "sparse.zarr");
+  using writer = await createArray(path, {
+    shape: [128, 128],
+    dtype: "uint8",
+    chunks: [64, 64],
+    fillValue: 3,
+  });
+  await writer.write(new Uint8Array(64 * 64).fill(7), [0, 64], [64, 64]);
+  await assert.rejects(open(path), StorageError, "three chunks unwritten: still marked");
+  const controller = new AbortController();
+  controller.abort();
+  await assert.rejects(
+    writer.write(new Uint8Array(64 * 64), [64, 0], [64, 64], { signal: controller.signal }),
+    Aborted,
+  );
+  await assert.rejects(writer.finish(), /after a failed write/);
+  await writer.write(new Uint8Array(64 * 64).fill(9), [64, 0], [64, 64]);
+  await writer.finish();
+  assert.ok(!(await exists(join(path, INCOMPLETE_MARKER))), "marker removed by finish()");
+  using img = await open(path);
+  using view = await img.scan().collect();
+  const got = view.data() as Uint8Array;
+  const expected = (y: number, x: number) => y < 64 ? (x >= 64 ? 7 : 3) : (x < 64 ? 9 : 3);
+  for (const [y, x] of [[0, 0], [0, 127], [127, 0], [127, 127], [63, 64], [64, 63]]) {
+    assert.equal(got[y * 128 + x], expected(y, x), `pixel ${y},${x}`);
+  }
+});
+
 Deno.test("writeOmeZarr: an aborted or failed conversion leaves nothing at the destination", async () => {
   const dir = await tempDir("tessera-abort-convert-");
   const path = join(dir, "image.ome.zarr");

@@ -165,6 +165,7 @@ export function arrayJson(options: CreateArrayOptions): Record<string, unknown> 
  * import { createArray } from "@tessera/tessera";
  * using writer = await createArray("out.zarr", { shape: [128, 128], dtype: "int16", chunks: [64, 64] });
  * await writer.write(new Int16Array(64 * 128), [64, 0], [64, 128]); // the lower half
+ * await writer.finish(); // the upper half reads as the fill value
  * ```
  */
 export class ZarrArrayWriter implements Disposable {
@@ -179,6 +180,8 @@ export class ZarrArrayWriter implements Disposable {
   #inFlight = 0;
   #marker: Promise<void> = Promise.resolve();
   #marked = false;
+  /** Boxes (`origin|shape`) whose last write failed. */
+  readonly #failed = new Set<string>();
 
   /** Use {@link createArray}. */
   constructor(metadata: ArrayMetadata) {
@@ -228,9 +231,42 @@ export class ZarrArrayWriter implements Disposable {
         what: `write of ${path}`,
       });
       coverage.set(origin, shape, chunkShape, true);
+      this.#failed.delete(`${origin}|${shape}`);
+    } catch (e) {
+      this.#failed.add(`${origin}|${shape}`);
+      throw e;
     } finally {
       if (--this.#inFlight === 0 && coverage.complete) await this.#setMarker(false);
     }
+  }
+
+  /**
+   * Declares the array complete although some chunks were never written
+   * (they read as the fill value), removing the incomplete marker. Only
+   * arrays written in part on purpose need it: the marker goes by itself
+   * once every chunk was written. Refused while writes are in flight or
+   * when a box's last write failed (write it again first).
+   *
+   * @example
+   * ```ts
+   * import { createArray } from "@tessera/tessera";
+   * using writer = await createArray("sparse.zarr", { shape: [128, 128], dtype: "uint8", chunks: [64, 64] });
+   * await writer.write(new Uint8Array(64 * 64).fill(7), [0, 0], [64, 64]);
+   * await writer.finish(); // the other three chunks read as the fill value
+   * ```
+   */
+  async finish(): Promise<void> {
+    const path = this.metadata.path;
+    if (this.#inFlight > 0) {
+      throw new InvalidArgument(`${path}: finish() while ${this.#inFlight} write(s) are in flight`);
+    }
+    if (this.#failed.size > 0) {
+      const [box] = this.#failed;
+      throw new StorageError(
+        `${path}: finish() after a failed write (box origin|shape ${box}); write it again first`,
+      );
+    }
+    await this.#setMarker(false);
   }
 
   /**
