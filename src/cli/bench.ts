@@ -8,6 +8,7 @@ import { formatBytes } from "../display.ts";
 import { Aborted } from "../errors.ts";
 import { type Image, open } from "../image.ts";
 import { arrayInfo } from "../info.ts";
+import { mulberry32 } from "../iterate.ts";
 import { formatRate, ProgressBar } from "../progress_bar.ts";
 import type { Selection } from "../query.ts";
 import { type Command, intListOption, intOption } from "./command.ts";
@@ -38,16 +39,10 @@ function median(values: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-/** A seeded generator (mulberry32), so every run reads the same crops. */
+/** A seeded generator of floats in [0, 1), so every run reads the same crops. */
 function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
+  return () => next() / 2 ** 32;
 }
 
 /** Plan of the reads: per case, the selections to time. */
