@@ -869,10 +869,21 @@ mod tests {
                 (state >> 24) as u8
             })
             .collect();
-        // Special values first: zeros, all ones (-1, NaN), infinities, subnormals.
-        let specials: [u32; 6] = [0, u32::MAX, 0x7f80_0000, 0x7c00, 0x0001, 0x8000_0001];
-        for (i, v) in specials.iter().enumerate() {
-            data[i * size..(i + 1) * size].copy_from_slice(&v.to_le_bytes()[..size]);
+        // Special values in every fifth element: zeros, all ones (-1, NaN),
+        // infinities, subnormals, and an integer whose rounding to f32 and
+        // then to bf16 differs from rounding it to bf16 once.
+        let specials: [u32; 7] = [
+            0,
+            u32::MAX,
+            0x7f80_0000,
+            0x7c00,
+            0x0001,
+            0x8000_0001,
+            0x40bf_ffc0,
+        ];
+        for (k, at) in (0..630).step_by(5).enumerate() {
+            let v = specials[k % specials.len()].to_le_bytes();
+            data[at * size..(at + 1) * size].copy_from_slice(&v[..size]);
         }
         // The first (inner) chunk holds only the fill value: it is not stored.
         for z in 0..3 {
