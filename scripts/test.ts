@@ -1,7 +1,7 @@
 /**
- * The test task: builds what is missing, then runs the Rust unit tests,
- * prepares the Python peers (numpy, zarr-python, tensorstore, ome-zarr in
- * .venv) and runs the Deno tests, which drive those peers.
+ * The test task: builds what is missing, prepares the Python peers (numpy,
+ * zarr-python, tensorstore, ome-zarr, libnvrtc in .venv), then runs the
+ * Rust unit tests and the Deno tests, which drive those peers.
  *
  *     deno task test [deno test filter args…]
  * @module
@@ -29,8 +29,9 @@ async function run(command: string, args: string[], cwd = root): Promise<void> {
 }
 
 await ensureNativeLibrary();
-await run("cargo", ["test", "--release"], `${root}/rust`);
+// Before the Rust tests: the NVRTC compile test loads libnvrtc from .venv.
 await ensurePythonEnv();
+await run("cargo", ["test", "--release"], `${root}/rust`);
 await run(Deno.execPath(), [
   "test",
   "--allow-read",

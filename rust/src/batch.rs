@@ -9,6 +9,7 @@ use crate::assemble::{self, Destination, Walk};
 use crate::buffer::{AlignedBuffer, SharedBuffer};
 use crate::codec::{self, aligned_scratch, Elements};
 use crate::cuda::CudaDevice;
+use crate::device_plan::{DevicePlan, SourceChunk};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::read::{give_read_buffer, merge_ranges, partial_shard, take_read_buffer, Array};
@@ -168,7 +169,7 @@ impl Executor {
             .ok_or_else(|| Error::invalid("batch descriptor: batch is too large"))?;
         let buffer = AlignedBuffer::for_overwrite(bytes)?;
         let placements = place(&desc, &buffer, sample_bytes, arrays);
-        let jobs = plan_jobs(&desc, &placements, arrays);
+        let jobs = plan_jobs(&desc, arrays);
         self.stats.add(
             Stage::Plan,
             planned,
@@ -319,11 +320,36 @@ fn place(
     sample_bytes: usize,
     arrays: &[&Array],
 ) -> Vec<Placement> {
+    layout(desc, arrays)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (out_strides, whole, clipped))| {
+            // SAFETY: samples are disjoint `sample_bytes` slices of `buffer`,
+            // which outlives the assembly.
+            let dst = unsafe {
+                Destination::new(
+                    buffer.as_ptr().add(i * sample_bytes),
+                    sample_bytes,
+                    desc.out_dtype,
+                )
+            };
+            Placement {
+                dst,
+                out_strides,
+                whole,
+                clipped,
+            }
+        })
+        .collect()
+}
+
+/// Per sample: output strides per array dimension (0 for single-index
+/// dimensions), the whole-sample selection, and whether it leaves its array.
+fn layout(desc: &BatchDesc, arrays: &[&Array]) -> Vec<(Vec<u64>, Vec<DimSel>, bool)> {
     let sample_strides = codec::c_strides(&desc.sample_shape);
     desc.samples
         .iter()
-        .enumerate()
-        .map(|(i, (a, dims))| {
+        .map(|(a, dims)| {
             let shape = &arrays[*a].spec.shape;
             let mut kept = sample_strides.iter();
             let out_strides: Vec<u64> = dims
@@ -349,29 +375,15 @@ fn place(
                 .iter()
                 .zip(shape)
                 .any(|(d, &size)| d.start < 0 || d.start + d.count as i64 > size as i64);
-            // SAFETY: samples are disjoint `sample_bytes` slices of `buffer`,
-            // which outlives the assembly.
-            let dst = unsafe {
-                Destination::new(
-                    buffer.as_ptr().add(i * sample_bytes),
-                    sample_bytes,
-                    desc.out_dtype,
-                )
-            };
-            Placement {
-                dst,
-                out_strides,
-                whole,
-                clipped,
-            }
+            (out_strides, whole, clipped)
         })
         .collect()
 }
 
 /// Groups the in-array parts of every sample by the outer chunk they touch.
-fn plan_jobs(desc: &BatchDesc, placements: &[Placement], arrays: &[&Array]) -> Vec<ChunkJob> {
+fn plan_jobs(desc: &BatchDesc, arrays: &[&Array]) -> Vec<ChunkJob> {
     let mut jobs: HashMap<(usize, Vec<u64>), Vec<Target>> = HashMap::new();
-    for (i, ((a, dims), _)) in desc.samples.iter().zip(placements).enumerate() {
+    for (i, (a, dims)) in desc.samples.iter().enumerate() {
         let spec = &arrays[*a].spec;
         let mut per_dim = Vec::with_capacity(dims.len());
         for ((d, &size), &chunk) in dims.iter().zip(&spec.shape).zip(&spec.chunk_shape) {
@@ -414,6 +426,133 @@ fn plan_jobs(desc: &BatchDesc, placements: &[Placement], arrays: &[&Array]) -> V
     jobs.sort_by(|a, b| (a.array, &a.coords).cmp(&(b.array, &b.coords)));
     jobs
 }
+
+/// Plans the device assembly of the batch `words` describes (see
+/// [`decode_desc`]) with the executor's own planning: the same samples,
+/// chunk jobs and inner-chunk splits, recorded as kernel boxes instead of
+/// run. Shard indexes are read; chunk data is not.
+pub fn device_plan(arrays: &[&Array], words: &[i64]) -> Result<DevicePlan> {
+    let desc = decode_desc(words, arrays)?;
+    let sample_elements = desc
+        .sample_shape
+        .iter()
+        .try_fold(1u64, |acc, &n| acc.checked_mul(n))
+        .ok_or_else(|| Error::invalid("batch descriptor: sample is too large"))?;
+    let elements = sample_elements
+        .checked_mul(desc.samples.len() as u64)
+        .filter(|&n| n <= isize::MAX as u64 / 4)
+        .ok_or_else(|| Error::invalid("batch descriptor: batch is too large"))?;
+    let mut plan = DevicePlan::new(desc.out_dtype, elements)?;
+    let layouts = layout(&desc, arrays);
+    let offset = |sample: usize| sample as u64 * sample_elements;
+    let fill = |plan: &mut DevicePlan, sample: usize, sel: &[DimSel]| -> Result<()> {
+        let spec = &arrays[desc.samples[sample].0].spec;
+        let strides = &layouts[sample].0;
+        let bits = fill_bits(&spec.fill, spec.dtype, desc.out_dtype)?;
+        plan.add_fill(&Walk::new(sel, strides, strides), offset(sample), bits)
+    };
+    for (i, (_, whole, clipped)) in layouts.iter().enumerate() {
+        if *clipped {
+            fill(&mut plan, i, whole)?;
+        }
+    }
+    for job in plan_jobs(&desc, arrays) {
+        let array = arrays[job.array];
+        let spec = &array.spec;
+        let key = spec.keys.key(&job.coords);
+        let context = |e: Error| e.context(array.store.path(&key).display());
+        let object = array.store.open(&key).map_err(context)?;
+        let shard = partial_shard(&spec.codecs).filter(|_| spec.codecs.transposes.is_empty());
+        match (object, shard) {
+            (None, _) => {
+                for t in &job.targets {
+                    fill(&mut plan, t.sample, &t.sel)?;
+                }
+            }
+            (Some(object), Some(s)) => {
+                let grid = s.grid(&spec.chunk_shape);
+                let n = codec::element_count(&grid) as u64;
+                let (start, len) = shard::index_range(s, n, object.len()).map_err(context)?;
+                let index_bytes = object.read_at(start, len).map_err(context)?;
+                let index = shard::decode_index(s, &index_bytes, object.len()).map_err(context)?;
+                let strides = s.inner.logical_strides(&s.inner_shape);
+                for (linear, targets) in inner_targets(&job, s, &grid)? {
+                    let Some(range) = index[linear as usize] else {
+                        for (sample, sel) in &targets {
+                            fill(&mut plan, *sample, sel)?;
+                        }
+                        continue;
+                    };
+                    let source = plan.add_source(SourceChunk {
+                        array: job.array,
+                        key: key.clone(),
+                        range: Some(range),
+                    });
+                    for (sample, sel) in &targets {
+                        let walk = Walk::new(sel, &strides, &layouts[*sample].0);
+                        plan.add_copy(&walk, offset(*sample), source, spec.dtype)?;
+                    }
+                }
+            }
+            (Some(_), None) => {
+                let source = plan.add_source(SourceChunk {
+                    array: job.array,
+                    key: key.clone(),
+                    range: None,
+                });
+                let strides = spec.codecs.logical_strides(&spec.chunk_shape);
+                for t in &job.targets {
+                    let walk = Walk::new(&t.sel, &strides, &layouts[t.sample].0);
+                    plan.add_copy(&walk, offset(t.sample), source, spec.dtype)?;
+                }
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// The fill value `fill` (bytes of `dtype`) cast to `out` (float32 or
+/// bfloat16) as the CPU executor casts it, as kernel bits.
+fn fill_bits(fill: &[u8], dtype: DType, out: DType) -> Result<u32> {
+    let mut value = 0u32;
+    // SAFETY: `value` is 4 bytes, aligned for float32 and bfloat16, and
+    // outlives the call.
+    let dst = unsafe { Destination::new((&mut value as *mut u32).cast(), 4, out) };
+    assemble::fill(fill, dtype, &Walk::new(&[], &[], &[]), &dst)?;
+    Ok(u32::from_le(value)
+        & if out == DType::BFloat16 {
+            0xffff
+        } else {
+            u32::MAX
+        })
+}
+
+/// Splits a shard job's targets by inner chunk (keyed by the inner chunk's
+/// linear index in the shard's `grid`), in inner-chunk coordinates.
+fn inner_targets(job: &ChunkJob, s: &ShardingSpec, grid: &[u64]) -> Result<InnerTargets> {
+    let grid_strides = codec::c_strides(grid);
+    let mut inner: InnerTargets = BTreeMap::new();
+    for t in &job.targets {
+        let per_dim: Vec<Vec<(u64, DimSel)>> = t
+            .sel
+            .iter()
+            .zip(&s.inner_shape)
+            .map(|(&d, &size)| split(d, size))
+            .collect();
+        for_each_combination(&per_dim, |parts| {
+            let linear: u64 = parts.iter().zip(&grid_strides).map(|(p, g)| p.0 * g).sum();
+            inner
+                .entry(linear)
+                .or_default()
+                .push((t.sample, parts.iter().map(|p| p.1).collect()));
+            Ok(())
+        })?;
+    }
+    Ok(inner)
+}
+
+/// Per inner chunk (linear index): the samples it serves and their selections.
+type InnerTargets = BTreeMap<u64, Vec<(usize, Vec<DimSel>)>>;
 
 /// Shared state of one batch's assembly.
 struct Batch<'a> {
@@ -534,24 +673,7 @@ impl Batch<'_> {
         let index_bytes = object.read_at(start, len)?;
         self.stats.add(Stage::Io, started, len, 1);
         let index = shard::decode_index(s, &index_bytes, object.len())?;
-        let grid_strides = codec::c_strides(&grid);
-        let mut inner: BTreeMap<u64, Vec<(usize, Vec<DimSel>)>> = BTreeMap::new();
-        for t in &job.targets {
-            let per_dim: Vec<Vec<(u64, DimSel)>> = t
-                .sel
-                .iter()
-                .zip(&s.inner_shape)
-                .map(|(&d, &size)| split(d, size))
-                .collect();
-            for_each_combination(&per_dim, |parts| {
-                let linear: u64 = parts.iter().zip(&grid_strides).map(|(p, g)| p.0 * g).sum();
-                inner
-                    .entry(linear)
-                    .or_default()
-                    .push((t.sample, parts.iter().map(|p| p.1).collect()));
-                Ok(())
-            })?;
-        }
+        let inner = inner_targets(job, s, &grid)?;
         let mut stored = Vec::new();
         for (linear, targets) in &inner {
             match index[*linear as usize] {
@@ -601,6 +723,7 @@ impl Batch<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device_plan::SourceLayout;
     use crate::error::ErrorKind;
     use crate::spec::ArraySpec;
     use crate::store::FsStore;
@@ -691,6 +814,290 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::InvalidArgument);
         let words = [DType::Float32 as i64, 1, 1, 4, 0, 1, i64::MAX - 1, 4, 1];
         assert!(exec.assemble(&[&array], &words).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A `[10, 9, 7]` array of `dtype` in `dir`: sharded (shards of 6³,
+    /// inner chunks of 3³) or in plain transposed chunks of `[4, 5, 3]`,
+    /// zstd-compressed, holding random bits with one chunk left unstored.
+    fn random_array(dir: &std::path::Path, dtype: DType, sharded: bool, seed: u64) -> Array {
+        use crate::spec::{ArrayToBytes, BytesCodec, CodecChain, KeyEncoding, ShardingSpec};
+        let zstd = CodecChain {
+            transposes: vec![],
+            array_to_bytes: ArrayToBytes::Bytes { big_endian: false },
+            bytes_to_bytes: vec![BytesCodec::Zstd {
+                level: 1,
+                checksum: false,
+            }],
+        };
+        let (chunk_shape, codecs) = if sharded {
+            let sharding = ShardingSpec {
+                inner_shape: vec![3, 3, 3],
+                index_at_start: false,
+                inner: zstd,
+                index_big_endian: false,
+                index_crc32c: true,
+            };
+            let codecs = CodecChain {
+                transposes: vec![],
+                array_to_bytes: ArrayToBytes::Sharding(Box::new(sharding)),
+                bytes_to_bytes: vec![],
+            };
+            (vec![6, 6, 6], codecs)
+        } else {
+            let codecs = CodecChain {
+                transposes: vec![vec![2, 0, 1]],
+                ..zstd
+            };
+            (vec![4, 5, 3], codecs)
+        };
+        let size = dtype.size();
+        let spec = ArraySpec {
+            dtype,
+            shape: vec![10, 9, 7],
+            chunk_shape,
+            fill: [0x42u8, 0x40, 0x40, 0x40][..size].to_vec(),
+            keys: KeyEncoding::Default(b'/'),
+            codecs,
+        };
+        let mut state = seed | 1;
+        let mut data: Vec<u8> = (0..630 * size)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect();
+        // Special values in every fifth element: zeros, all ones (-1, NaN),
+        // infinities, subnormals, and an integer whose rounding to f32 and
+        // then to bf16 differs from rounding it to bf16 once.
+        let specials: [u32; 7] = [
+            0,
+            u32::MAX,
+            0x7f80_0000,
+            0x7c00,
+            0x0001,
+            0x8000_0001,
+            0x40bf_ffc0,
+        ];
+        for (k, at) in (0..630).step_by(5).enumerate() {
+            let v = specials[k % specials.len()].to_le_bytes();
+            data[at * size..(at + 1) * size].copy_from_slice(&v[..size]);
+        }
+        // The first (inner) chunk holds only the fill value: it is not stored.
+        for z in 0..3 {
+            for y in 0..3 {
+                for x in 0..3 {
+                    let at = ((z * 9 + y) * 7 + x) * size;
+                    data[at..at + size].copy_from_slice(&spec.fill);
+                }
+            }
+        }
+        let array = Array {
+            store: FsStore::new(dir),
+            spec,
+        };
+        if !sharded {
+            // Also empty the first plain chunk, [0, 4) × [0, 5) × [0, 3).
+            for z in 0..4 {
+                for y in 0..5 {
+                    for x in 0..3 {
+                        let at = ((z * 9 + y) * 7 + x) * size;
+                        data[at..at + size].copy_from_slice(&array.spec.fill.clone());
+                    }
+                }
+            }
+        }
+        let progress = crate::progress::Progress::default();
+        crate::write::write_region(&array, &data, &[0, 0, 0], &[10, 9, 7], &progress).unwrap();
+        array
+    }
+
+    /// Blosc's byte shuffle of each `blocksize`-byte block of `bytes`.
+    fn shuffle(bytes: &[u8], typesize: usize, blocksize: usize) -> Vec<u8> {
+        let mut out = bytes.to_vec();
+        for start in (0..bytes.len()).step_by(blocksize) {
+            let bsize = blocksize.min(bytes.len() - start);
+            let per_stream = bsize / typesize;
+            for q in 0..per_stream * typesize {
+                out[start + (q % typesize) * per_stream + q / typesize] = bytes[start + q];
+            }
+        }
+        out
+    }
+
+    /// Decodes every source of `plan` on the host into one staging buffer,
+    /// byte-shuffled in blocks of 13 elements when `shuffled`.
+    fn stage(arrays: &[&Array], plan: &DevicePlan, shuffled: bool) -> (Vec<u8>, Vec<SourceLayout>) {
+        let mut staging = Vec::new();
+        let mut layouts = Vec::new();
+        for source in &plan.sources {
+            let array = arrays[source.array];
+            let spec = &array.spec;
+            let object = array.store.open(&source.key).unwrap().unwrap();
+            let (raw, chain, shape) = match (&source.range, &spec.codecs.array_to_bytes) {
+                (Some((offset, len)), crate::spec::ArrayToBytes::Sharding(s)) => (
+                    object.read_at(*offset, *len).unwrap(),
+                    &s.inner,
+                    &s.inner_shape,
+                ),
+                _ => (object.read_all().unwrap(), &spec.codecs, &spec.chunk_shape),
+            };
+            let size = spec.dtype.size();
+            let mut decoded = vec![0u8; codec::element_count(shape) * size];
+            let elements = Elements {
+                dtype: spec.dtype,
+                fill: &spec.fill,
+            };
+            codec::decode_chunk(chain, shape, &raw, elements, &mut decoded).unwrap();
+            let (typesize, blocksize) = if shuffled { (size, 13 * size) } else { (0, 0) };
+            if shuffled {
+                decoded = shuffle(&decoded, size, blocksize);
+            }
+            layouts.push(SourceLayout {
+                offset: staging.len() as u64,
+                len: decoded.len() as u64,
+                typesize: typesize as u32,
+                blocksize: blocksize as u32,
+            });
+            staging.extend_from_slice(&decoded);
+            staging.resize(staging.len().next_multiple_of(16), 0);
+        }
+        (staging, layouts)
+    }
+
+    /// A sample in a test batch: array index, then (start, count, keep) per dimension.
+    type SampleBox = (i64, [(i64, i64, i64); 3]);
+
+    /// Runs `assemble(plan, staging, layouts)` for batches of every kernel
+    /// source dtype, both output dtypes, sharded and plain zstd stores and
+    /// plain and byte-shuffled staging, and asserts that it returns the CPU
+    /// executor's batch byte for byte.
+    fn check_against_the_executor(
+        tag: &str,
+        mut assemble: impl FnMut(&DevicePlan, &[u8], &[SourceLayout]) -> Vec<u8>,
+    ) {
+        let base = std::env::temp_dir().join(format!("tessera-{tag}-{}", std::process::id()));
+        let dtypes = [
+            DType::UInt8,
+            DType::Int8,
+            DType::UInt16,
+            DType::Int16,
+            DType::UInt32,
+            DType::Int32,
+            DType::Float16,
+            DType::Float32,
+        ];
+        let exec = Executor::new(2).unwrap();
+        for (d, &dtype) in dtypes.iter().enumerate() {
+            let sharded = random_array(
+                &base.join(format!("{d}-sharded")),
+                dtype,
+                true,
+                d as u64 + 1,
+            );
+            let plain = random_array(
+                &base.join(format!("{d}-plain")),
+                dtype,
+                false,
+                d as u64 + 99,
+            );
+            let arrays = [&sharded, &plain];
+            // Samples of [4, 5]: (array, [(start, count, keep); 3]).
+            let samples: [SampleBox; 6] = [
+                (0, [(2, 1, 0), (-1, 4, 1), (3, 5, 1)]),
+                (0, [(5, 4, 1), (4, 1, 0), (1, 5, 1)]),
+                (1, [(7, 4, 1), (2, 5, 1), (6, 1, 0)]),
+                (1, [(0, 1, 0), (0, 4, 1), (0, 5, 1)]),
+                (0, [(20, 1, 0), (0, 4, 1), (0, 5, 1)]),
+                (0, [(1, 1, 0), (0, 4, 1), (0, 5, 1)]),
+            ];
+            for out in [DType::Float32, DType::BFloat16] {
+                let mut words = vec![out as i64, samples.len() as i64, 2, 4, 5];
+                for (a, dims) in &samples {
+                    words.extend([*a, 3]);
+                    for (start, count, keep) in dims {
+                        words.extend([*start, *count, *keep]);
+                    }
+                }
+                let cpu = exec.assemble(&arrays, &words).unwrap();
+                let cpu = unsafe { std::slice::from_raw_parts(cpu.as_ptr(), cpu.len()) };
+                let plan = device_plan(&arrays, &words).unwrap();
+                assert_eq!(plan.elements as usize * out.size(), cpu.len());
+                assert!(!plan.fills.is_empty() && !plan.copies.is_empty());
+                // Each stored chunk is read once, however many samples it serves.
+                let mut keys: Vec<_> = plan.sources.iter().collect();
+                keys.sort_by(|a, b| (a.array, &a.key, a.range).cmp(&(b.array, &b.key, b.range)));
+                keys.dedup();
+                assert_eq!(keys.len(), plan.sources.len());
+                for shuffled in [false, true] {
+                    let (staging, layouts) = stage(&arrays, &plan, shuffled);
+                    let batch = assemble(&plan, &staging, &layouts);
+                    assert!(
+                        batch == cpu,
+                        "{dtype:?} -> {out:?} (shuffled: {shuffled}) differs from the CPU executor"
+                    );
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(base);
+    }
+
+    #[test]
+    fn the_device_plan_run_with_kernel_arithmetic_equals_the_cpu_executor() {
+        check_against_the_executor("device-plan", |plan, staging, layouts| {
+            let bf16 = plan.out_dtype == DType::BFloat16;
+            let mut batch = vec![0xa5u8; plan.elements as usize * plan.out_dtype.size()];
+            crate::device_plan::host::launch(staging, layouts, &plan.fills, &mut batch, bf16);
+            crate::device_plan::host::launch(staging, layouts, &plan.copies, &mut batch, bf16);
+            batch
+        });
+    }
+
+    /// On a GPU: the NVRTC-compiled kernel run on cuda:0 gives the CPU
+    /// executor's batches. Run by `deno task test:gpu`.
+    #[test]
+    #[ignore = "needs a CUDA device (deno task test:gpu)"]
+    fn gpu_the_assembly_kernel_equals_the_cpu_executor() {
+        use crate::device_plan::{KERNEL_NAME, KERNEL_SOURCE};
+        let device = CudaDevice::open(0).unwrap();
+        let arch = device.arch().unwrap();
+        let cubin = crate::nvrtc::compile_cubin(
+            &crate::nvrtc::test_library(),
+            KERNEL_SOURCE,
+            KERNEL_NAME,
+            &arch,
+        )
+        .unwrap();
+        let kernel = device.load_kernel(&cubin).unwrap();
+        check_against_the_executor("gpu-kernel", |plan, staging, layouts| {
+            let batch = device
+                .assemble(&kernel, plan, staging, layouts, Box::new(|| {}))
+                .unwrap();
+            let mut host = vec![0u8; batch.len()];
+            // SAFETY: `batch` is device memory of `host.len()` bytes, alive here.
+            unsafe { cudarc::driver::result::memcpy_dtoh_sync(&mut host, batch.as_ptr() as u64) }
+                .unwrap();
+            host
+        });
+        println!(
+            "assembly kernel on cuda:0 ({arch}), chunks decoded on the host (CPU zstd; nvCOMP not used): equal to the CPU executor"
+        );
+    }
+
+    #[test]
+    fn the_device_plan_refuses_what_the_kernel_cannot_do() {
+        let dir =
+            std::env::temp_dir().join(format!("tessera-device-plan-bad-{}", std::process::id()));
+        let array = counting_array(&dir, 8);
+        let words = [DType::Float64 as i64, 1, 1, 4, 0, 1, 0, 4, 1];
+        let e = device_plan(&[&array], &words).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::DtypeMismatch);
+        let words = [DType::Float32 as i64, 1, 1, 4, 0, 1, 0, 4, 1];
+        let plan = device_plan(&[&array], &words).unwrap();
+        assert_eq!(plan.sources.len(), 1);
+        assert_eq!(plan.copies.len(), 1);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

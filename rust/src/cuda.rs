@@ -3,10 +3,20 @@
 //! transfer. The driver library is loaded at run time (cudarc with
 //! `dynamic-loading`), so the same build runs on machines without CUDA,
 //! where opening a device is a [`ErrorKind::Cuda`] error naming the cause.
+//!
+//! [`CudaDevice::assemble`] runs a [`DevicePlan`] with the assembly kernel
+//! (`kernels/assemble.cu`, compiled by [`crate::nvrtc`]) on chunks already
+//! decoded into a staging buffer. The pipeline does not call it yet: its
+//! batches are still assembled on the host and uploaded; the GPU tests
+//! (`deno task test:gpu`) check the kernel against the CPU executor.
 
 use crate::buffer::{AlignedBuffer, Release};
+use crate::device_plan::{self, DevicePlan, SourceLayout, KERNEL_NAME};
 use crate::error::{Error, ErrorKind, Result};
-use cudarc::driver::{CudaContext, CudaStream, DevicePtr, DriverError};
+use cudarc::driver::{
+    result, sys, CudaContext, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DriverError,
+};
+use std::ffi::{c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -43,6 +53,15 @@ fn probe_driver() -> Result<()> {
         "no CUDA driver: {} (install the NVIDIA driver, or use device \"cpu\")",
         reasons.join("; ")
     )))
+}
+
+/// `bytes`, or one zero byte where it is empty (device allocations are never empty).
+fn non_empty(bytes: &[u8]) -> &[u8] {
+    if bytes.is_empty() {
+        &[0]
+    } else {
+        bytes
+    }
 }
 
 /// A CUDA device: its primary context and the stream transfers run on.
@@ -88,6 +107,108 @@ impl CudaDevice {
             self.stream.synchronize()?;
             Ok(device)
         })?;
+        Ok(self.wrap(device, host.len(), on_release))
+    }
+
+    /// The `sm_XY` name of the device's architecture.
+    pub fn arch(&self) -> Result<String> {
+        let (major, minor) = driver("reading the compute capability", || {
+            self.ctx.compute_capability()
+        })?;
+        Ok(format!("sm_{major}{minor}"))
+    }
+
+    /// Loads the assembly kernel from `cubin` (see [`crate::nvrtc::compile_cubin`]).
+    pub fn load_kernel(&self, cubin: &[u8]) -> Result<AssemblyKernel> {
+        let (module, function) = driver("loading the assembly kernel", || {
+            self.ctx.bind_to_thread()?;
+            // SAFETY: `cubin` is a complete image, read during the call only.
+            let module = unsafe { result::module::load_data(cubin.as_ptr().cast()) }?;
+            let name = CString::new(KERNEL_NAME).expect("kernel names hold no NUL");
+            // SAFETY: the module was just loaded.
+            match unsafe { result::module::get_function(module, name) } {
+                Ok(function) => Ok((module, function)),
+                Err(e) => {
+                    // SAFETY: nothing uses the module.
+                    let _ = unsafe { result::module::unload(module) };
+                    Err(e)
+                }
+            }
+        })?;
+        Ok(AssemblyKernel {
+            ctx: Arc::clone(&self.ctx),
+            module,
+            function,
+        })
+    }
+
+    /// Assembles the batch `plan` describes into new device memory: copies
+    /// `staging` (the plan's sources, decoded, at `layouts`) and the boxes
+    /// to the device, then launches `kernel` over the fill boxes and then
+    /// the copy boxes. `on_release` runs after the batch memory is freed.
+    pub fn assemble(
+        &self,
+        kernel: &AssemblyKernel,
+        plan: &DevicePlan,
+        staging: &[u8],
+        layouts: &[SourceLayout],
+        on_release: Release,
+    ) -> Result<AlignedBuffer> {
+        let bytes = plan.elements as usize * plan.out_dtype.size();
+        let what = format!("assembling a {bytes}-byte batch on cuda:{}", self.ordinal);
+        let out = driver(&what, || {
+            self.ctx.bind_to_thread()?;
+            let staging = self.stream.clone_htod(non_empty(staging))?;
+            let layouts = self
+                .stream
+                .clone_htod(non_empty(bytemuck::cast_slice(layouts)))?;
+            // SAFETY: the launches write every element (fills cover what copies do not).
+            let mut out = unsafe { self.stream.alloc::<u8>(bytes.max(1)) }?;
+            for boxes in [&plan.fills, &plan.copies] {
+                let total = device_plan::total(boxes);
+                if total == 0 {
+                    continue;
+                }
+                let boxes_d = self
+                    .stream
+                    .clone_htod(bytemuck::cast_slice::<_, u8>(boxes.as_slice()))?;
+                let (mut a, _ra) = staging.device_ptr(&self.stream);
+                let (mut b, _rb) = layouts.device_ptr(&self.stream);
+                let (mut c, _rc) = boxes_d.device_ptr(&self.stream);
+                let (mut o, _ro) = out.device_ptr_mut(&self.stream);
+                let (mut n, mut t) = (boxes.len() as u32, total);
+                let mut bf16 = i32::from(plan.out_dtype == crate::dtype::DType::BFloat16);
+                let mut params: [*mut c_void; 7] = [
+                    (&mut a as *mut u64).cast(),
+                    (&mut b as *mut u64).cast(),
+                    (&mut c as *mut u64).cast(),
+                    (&mut n as *mut u32).cast(),
+                    (&mut t as *mut u64).cast(),
+                    (&mut o as *mut u64).cast(),
+                    (&mut bf16 as *mut i32).cast(),
+                ];
+                let grid = total.div_ceil(256).min(1 << 16) as u32;
+                // SAFETY: the parameters match the kernel's signature, and
+                // the plan's boxes stay inside `staging` and `out`.
+                unsafe {
+                    result::launch_kernel(
+                        kernel.function,
+                        (grid, 1, 1),
+                        (256, 1, 1),
+                        0,
+                        self.stream.cu_stream(),
+                        &mut params,
+                    )
+                }?;
+                self.stream.synchronize()?;
+            }
+            Ok(out)
+        })?;
+        Ok(self.wrap(out, bytes, on_release))
+    }
+
+    /// Wraps device memory as a batch buffer that frees it when dropped.
+    fn wrap(&self, device: CudaSlice<u8>, len: usize, on_release: Release) -> AlignedBuffer {
         let address = {
             let (address, _record) = device.device_ptr(&self.stream);
             address
@@ -103,12 +224,31 @@ impl CudaDevice {
             }));
             on_release();
         });
-        Ok(AlignedBuffer::on_cuda(
-            address as usize as *mut u8,
-            host.len(),
-            self.ordinal,
-            release,
-        ))
+        AlignedBuffer::on_cuda(address as usize as *mut u8, len, self.ordinal, release)
+    }
+}
+
+/// The assembly kernel loaded into a device's context.
+#[derive(Debug)]
+pub struct AssemblyKernel {
+    ctx: Arc<CudaContext>,
+    module: sys::CUmodule,
+    function: sys::CUfunction,
+}
+
+// SAFETY: module and function handles belong to the context, not to a
+// thread; every use binds the context first.
+unsafe impl Send for AssemblyKernel {}
+unsafe impl Sync for AssemblyKernel {}
+
+impl Drop for AssemblyKernel {
+    fn drop(&mut self) {
+        let (ctx, module) = (&self.ctx, self.module);
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            let _ = ctx.bind_to_thread();
+            // SAFETY: launches synchronise before returning; nothing else uses the module.
+            let _ = unsafe { result::module::unload(module) };
+        }));
     }
 }
 
