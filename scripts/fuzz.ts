@@ -21,7 +21,7 @@ import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const fuzzDir = join(root, "rust", "fuzz");
-const TARGETS = ["shard", "blosc_frame", "bytes_codecs", "descriptor"];
+const TARGETS = ["shard", "blosc_frame", "bytes_codecs", "descriptor", "omearrow"];
 
 function option(name: string, fallback: string): string {
   const i = Deno.args.indexOf(name);

@@ -10,6 +10,7 @@
 use crate::blosc;
 use crate::codec::{self, Elements};
 use crate::dtype::DType;
+use crate::omearrow::OmeArrow;
 use crate::progress::Progress;
 use crate::read::{self, Array};
 use crate::region::Request;
@@ -151,6 +152,56 @@ pub fn shard(data: &[u8]) {
     }
 }
 
+/// Elements a fuzzed OME-Arrow region read may cover.
+const MAX_REGION: u64 = 1 << 16;
+
+/// An OME-Arrow file (Parquet or Arrow IPC, told apart by magic bytes):
+/// `data[0]` picks the row (bits 0-1), the output type (bit 2: the record's
+/// own or float32) and a step of 2 (bit 3); `data[1]` places the region.
+/// The file is opened, its metadata rendered, and a region explained and
+/// read, which parses the struct, reaches the chunk or plane payloads and
+/// decodes them.
+pub fn omearrow(data: &[u8]) {
+    let [pick, at, file @ ..] = data else {
+        return;
+    };
+    let dir = scratch_dir();
+    let path = dir.join("image.ome.parquet");
+    if std::fs::create_dir_all(&dir).is_err() || std::fs::write(&path, file).is_err() {
+        return;
+    }
+    let Ok(source) = OmeArrow::open(&path, u64::from(pick & 3), None) else {
+        return;
+    };
+    let _ = source.meta_json();
+    let record = source.record();
+    let shape = record.shape;
+    if shape.contains(&0) {
+        return;
+    }
+    let out_dtype = if pick & 4 != 0 {
+        DType::Float32
+    } else {
+        record.dtype
+    };
+    let step = 1 + u64::from(pick >> 3 & 1);
+    let mut words = vec![out_dtype as i64, shape.len() as i64];
+    let mut stride = 1u64;
+    let mut dims = Vec::new();
+    for (d, &n) in shape.iter().enumerate().rev() {
+        let start = if d >= 3 { u64::from(*at) % n } else { 0 };
+        let count = ((n - start).div_ceil(step)).min(MAX_REGION / stride).max(1);
+        dims.push([start, count, step, stride]);
+        stride = stride.saturating_mul(count);
+    }
+    dims.reverse();
+    words.extend(dims.iter().flatten().map(|&v| v as i64));
+    if let Ok(request) = Request::decode(&words, &shape) {
+        let _ = source.explain(&request, &Progress::default());
+        let _ = source.read(&request, &Progress::default());
+    }
+}
+
 /// Decodes only the index of `bytes` as a shard of `n` inner chunks.
 fn index_only(spec: &ShardingSpec, n: u64, bytes: &[u8]) {
     if let Ok((start, len)) = shard::index_range(spec, n, bytes.len() as u64) {
@@ -163,7 +214,7 @@ fn index_only(spec: &ShardingSpec, n: u64, bytes: &[u8]) {
     }
 }
 
-/// A folder of this process for the shard file of [`shard`], under
+/// A folder of this process for the files of [`shard`] and [`omearrow`], under
 /// `TESSERA_FUZZ_SCRATCH` when set (the fuzz task removes it afterwards).
 fn scratch_dir() -> PathBuf {
     let base = if let Some(dir) = std::env::var_os("TESSERA_FUZZ_SCRATCH") {
@@ -204,11 +255,12 @@ mod tests {
     fn corpora_and_regressions_replay_cleanly() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
         type Target = (&'static str, fn(&[u8]));
-        let targets: [Target; 4] = [
+        let targets: [Target; 5] = [
             ("blosc_frame", blosc_frame),
             ("bytes_codecs", bytes_codecs),
             ("shard", shard),
             ("descriptor", descriptor),
+            ("omearrow", omearrow),
         ];
         let mut replayed = 0;
         for (name, run) in targets {

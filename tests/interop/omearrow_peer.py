@@ -12,6 +12,12 @@
         with too few values, an unsupported pixel type, a chunk outside the
         image) next to the good file they derive from.
 
+    python omearrow_peer.py hostile DIR
+        Writes OME-Arrow files that lie (chunk origins and sizes off the
+        grid or repeated, raw or zstd chunk bytes holding more or fewer
+        pixels than their shape, huge or negative declared sizes, zstd
+        bytes that are not zstd) from one good record written by ome_arrow.
+
     python omearrow_peer.py read FILE OUT [ROW]
         Reads an OME-Arrow file (Parquet through OMEArrow(path); Arrow IPC
         through pyarrow, then OMEArrow on the record) and writes its full
@@ -199,6 +205,92 @@ def cmd_bad(out_dir):
     write_table([pa.scalar(outside, type=good.type)], out / "outside.ome.parquet", "parquet")
 
 
+def cmd_hostile(out_dir):
+    """OME-Arrow files that lie about their chunks, sizes or payloads."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shape = (1, 2, 2, 20, 24)
+    data = synth(shape, "uint16", seed=8)
+    for comp in (None, "zstd"):
+        good = record(data, encoding="bytes", chunk_shape=(1, 16, 16), compression=comp,
+                      name="hostile")
+        tag = comp or "raw"
+        to_ome_parquet(good, str(out / f"good_{tag}.ome.parquet"), column_name="ome_arrow")
+        rec = good.as_py()
+
+        def put(name, change):
+            r = dict(rec, pixels_meta=dict(rec["pixels_meta"]),
+                     chunks=[dict(ch) for ch in rec["chunks"]])
+            change(r)
+            write_table([pa.scalar(r, type=good.type)], out / f"{name}_{tag}.ome.parquet",
+                        "parquet")
+
+        def pack(ch, arr):
+            raw = np.ascontiguousarray(arr, dtype="<u2").tobytes()
+            return pa.Codec("zstd").compress(raw, asbytes=True) if comp else raw
+
+        def plane(ch, dy=0):
+            return data[ch["t"], ch["c"], ch["z"]:ch["z"] + ch["shape_z"],
+                        ch["y"]:ch["y"] + ch["shape_y"] + dy, ch["x"]:ch["x"] + ch["shape_x"]]
+
+        def more(r):
+            ch = r["chunks"][1]
+            ch["pixel_bytes"] = pack(ch, np.concatenate([plane(ch), plane(ch)], axis=1))
+
+        def fewer(r):
+            ch = r["chunks"][1]
+            ch["pixel_bytes"] = pack(ch, plane(ch)[:, :-1])
+
+        def off_grid(r):
+            r["chunks"][1]["x"] = 8
+
+        def repeated(r):
+            first = r["chunks"][0]
+            dims = ("shape_z", "shape_y", "shape_x")
+            twin = next(ch for ch in r["chunks"][1:] if all(ch[k] == first[k] for k in dims))
+            for k in ("t", "c", "z", "y", "x"):
+                twin[k] = first[k]
+
+        def too_wide(r):
+            r["chunks"][0]["shape_x"] = 24
+
+        put("more_pixels", more)
+        put("fewer_pixels", fewer)
+        put("off_grid", off_grid)
+        put("repeated", repeated)
+        put("too_wide", too_wide)
+    rec = record(data, encoding="bytes", chunk_shape=(1, 16, 16), compression="zstd",
+                 name="hostile")
+    base = rec.as_py()
+
+    def put_meta(name, change):
+        r = dict(base, pixels_meta=dict(base["pixels_meta"]),
+                 chunks=[dict(ch) for ch in base["chunks"]])
+        change(r)
+        write_table([pa.scalar(r, type=rec.type)], out / f"{name}.ome.parquet", "parquet")
+
+    def not_zstd(r):
+        r["chunks"][2]["pixel_bytes"] = b"\x28\xb5\x2f\xfd" + bytes(range(200))
+
+    def huge(r):
+        r["pixels_meta"]["size_y"] = 1 << 30
+        r["pixels_meta"]["size_x"] = 1 << 30
+
+    def big(r):
+        # only the full chunks stay, so the rest follows the chunk grid
+        r["pixels_meta"]["size_y"] = 1 << 19
+        r["pixels_meta"]["size_x"] = 1 << 19
+        r["chunks"] = [ch for ch in r["chunks"] if ch["shape_y"] == ch["shape_x"] == 16]
+
+    def negative(r):
+        r["pixels_meta"]["size_z"] = -2
+
+    put_meta("not_zstd", not_zstd)
+    put_meta("huge_shape", huge)
+    put_meta("big_shape", big)
+    put_meta("negative_shape", negative)
+
+
 def cmd_read(path, out, row=0):
     path = str(path)
     if path.endswith(".parquet"):
@@ -225,6 +317,8 @@ if __name__ == "__main__":
         cmd_write(sys.argv[2])
     elif sys.argv[1] == "bad":
         cmd_bad(sys.argv[2])
+    elif sys.argv[1] == "hostile":
+        cmd_hostile(sys.argv[2])
     elif sys.argv[1] == "read":
         cmd_read(sys.argv[2], sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 0)
     else:
