@@ -98,3 +98,19 @@ Deno.test("an OME-Arrow file declaring a huge shape allocates nothing by it", as
   const grown = rss() - before;
   assert.ok(grown < 128 << 20, `resident memory grew by ${grown} bytes`);
 });
+
+Deno.test("an Arrow IPC file whose buffers lie past their block is a DecodeError (fuzz regression)", async () => {
+  // the input the omearrow fuzz target crashed on: two configuration bytes, then the file
+  const found = await Deno.readFile(
+    join(ROOT, "rust", "fuzz", "regressions", "omearrow", "ipc-buffer-past-body"),
+  );
+  const file = join(await tempDir("tessera-omearrow-ipc-"), "lying.arrow");
+  await Deno.writeFile(file, found.subarray(2));
+  const baseline = liveNativeBytes();
+  await assert.rejects(
+    open(file),
+    (e) =>
+      e instanceof DecodeError && e.message.includes(file) && /outside its block/.test(e.message),
+  );
+  assert.equal(liveNativeBytes(), baseline);
+});
