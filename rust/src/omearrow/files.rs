@@ -534,7 +534,20 @@ fn open_ipc(path: &Path, row: u64, column: Option<&str>) -> Result<Opened> {
 pub fn open(path: &Path, row: u64, column: Option<&str>) -> Result<Opened> {
     let run = || match detect(path)? {
         Format::Parquet => open_parquet(path, row, column),
-        Format::Ipc => open_ipc(path, row, column),
+        // arrow-ipc still panics on some malformed batches (a buffer length
+        // that is not a multiple of its type's size): a DecodeError instead
+        Format::Ipc => {
+            std::panic::catch_unwind(|| open_ipc(path, row, column)).unwrap_or_else(|p| {
+                let what = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(Error::decode(format!(
+                    "malformed Arrow IPC record batch ({what})"
+                )))
+            })
+        }
     };
     run().map_err(|e| e.context(path.display()))
 }
