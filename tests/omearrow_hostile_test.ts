@@ -98,3 +98,23 @@ Deno.test("an OME-Arrow file declaring a huge shape allocates nothing by it", as
   const grown = rss() - before;
   assert.ok(grown < 128 << 20, `resident memory grew by ${grown} bytes`);
 });
+
+Deno.test("Arrow IPC files the fuzzer found give a DecodeError naming the file (regressions)", async () => {
+  // inputs the omearrow fuzz target crashed on: two configuration bytes, then the file
+  const cases: [string, RegExp][] = [
+    ["ipc-buffer-past-body", /outside its block/],
+    ["ipc-buffer-misaligned", /malformed Arrow IPC record batch|not 8-byte aligned/],
+  ];
+  const dir = await tempDir("tessera-omearrow-ipc-");
+  const baseline = liveNativeBytes();
+  for (const [name, message] of cases) {
+    const found = await Deno.readFile(join(ROOT, "rust", "fuzz", "regressions", "omearrow", name));
+    const file = join(dir, `${name}.arrow`);
+    await Deno.writeFile(file, found.subarray(2));
+    await assert.rejects(
+      open(file),
+      (e) => e instanceof DecodeError && e.message.includes(file) && message.test(e.message),
+    );
+  }
+  assert.equal(liveNativeBytes(), baseline);
+});

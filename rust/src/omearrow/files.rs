@@ -401,6 +401,42 @@ pub fn pixels_of(rec: &StructArray, row: usize, list: PixelList) -> Result<Pixel
     })
 }
 
+/// Checks what arrow-ipc slices or aligns without checking (and would panic
+/// on): the message prefix and metadata inside the block, and every buffer
+/// of a record or dictionary batch inside the block's body and 8-byte
+/// aligned, as the IPC format requires.
+fn check_block(block: &arrow_ipc::Block, data: &[u8]) -> Result<()> {
+    let outside = || Error::decode("an IPC message or one of its buffers lies outside its block");
+    if block
+        .offset()
+        .wrapping_add(i64::from(block.metaDataLength()))
+        % 8
+        != 0
+    {
+        return Err(Error::decode("an IPC message body is not 8-byte aligned"));
+    }
+    let meta = usize::try_from(block.metaDataLength())
+        .ok()
+        .filter(|&m| m >= 8 && m <= data.len())
+        .ok_or_else(outside)?;
+    let body = (data.len() - meta) as i64;
+    let start = if data[..4] == [0xff; 4] { 8 } else { 4 };
+    let message = arrow_ipc::root_as_message(&data[start..meta]).map_err(decode_err)?;
+    let batch = message
+        .header_as_record_batch()
+        .or_else(|| message.header_as_dictionary_batch().and_then(|d| d.data()));
+    for b in batch.and_then(|b| b.buffers()).iter().flatten() {
+        let end = b.offset().checked_add(b.length());
+        if b.offset() < 0 || b.length() < 0 || end.is_none_or(|e| e > body) {
+            return Err(outside());
+        }
+        if b.offset() % 8 != 0 {
+            return Err(Error::decode("an IPC buffer is not 8-byte aligned"));
+        }
+    }
+    Ok(())
+}
+
 /// Opens row `row` of an Arrow IPC file, mapping it into memory.
 fn open_ipc(path: &Path, row: u64, column: Option<&str>) -> Result<Opened> {
     let file = File::open(path).map_err(|e| Error::storage(e.to_string()))?;
@@ -443,6 +479,11 @@ fn open_ipc(path: &Path, row: u64, column: Option<&str>) -> Result<Opened> {
             }
             _ => Err(Error::decode("an IPC block lies outside the file")),
         }
+    };
+    let block_data = |block: &arrow_ipc::Block| -> Result<Buffer> {
+        let data = block_data(block)?;
+        check_block(block, &data)?;
+        Ok(data)
     };
     for block in footer.dictionaries().iter().flatten() {
         decoder
@@ -493,7 +534,20 @@ fn open_ipc(path: &Path, row: u64, column: Option<&str>) -> Result<Opened> {
 pub fn open(path: &Path, row: u64, column: Option<&str>) -> Result<Opened> {
     let run = || match detect(path)? {
         Format::Parquet => open_parquet(path, row, column),
-        Format::Ipc => open_ipc(path, row, column),
+        // arrow-ipc still panics on some malformed batches (a buffer length
+        // that is not a multiple of its type's size): a DecodeError instead
+        Format::Ipc => {
+            std::panic::catch_unwind(|| open_ipc(path, row, column)).unwrap_or_else(|p| {
+                let what = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(Error::decode(format!(
+                    "malformed Arrow IPC record batch ({what})"
+                )))
+            })
+        }
     };
     run().map_err(|e| e.context(path.display()))
 }
