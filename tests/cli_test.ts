@@ -269,7 +269,7 @@ Deno.test("dist/tessera exit codes: 2 for bad command lines, 1 for bad input, er
   }
 });
 
-Deno.test("dist/tessera convert stops between shards on Ctrl-C (SIGINT): exit code 130", async () => {
+Deno.test("dist/tessera convert stops on Ctrl-C (SIGINT): exit code 130", async () => {
   const { cwd, sample } = await setup();
   const child = new Deno.Command(EXE, {
     args: ["convert", sample, "cancelled.ome.zarr", "--quiet"],
@@ -286,10 +286,8 @@ Deno.test("dist/tessera convert stops between shards on Ctrl-C (SIGINT): exit co
   child.kill("SIGINT");
   const out = await child.output();
   assert.equal(out.code, 130);
-  assert.match(
-    new TextDecoder().decode(out.stderr),
-    /cancelled \(the partial output is left there\)/,
-  );
+  // The signal reached the native read or write, or the check between shards.
+  assert.match(new TextDecoder().decode(out.stderr), /AbortError: .*(aborted|partial output)/);
   // It stopped early: the group metadata (written last) is not there.
   assert.equal(
     await Deno.stat(join(cwd, "cancelled.ome.zarr", "zarr.json")).catch(() => null),
