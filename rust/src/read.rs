@@ -5,7 +5,7 @@
 use crate::assemble::{self, Destination, Walk};
 use crate::buffer::{AlignedBuffer, SharedBuffer};
 use crate::codec::{self, aligned_scratch, Elements};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::progress::Progress;
 use crate::region::{for_each_combination, split, DimSel, Request};
 use crate::shard;
@@ -81,12 +81,7 @@ thread_local! {
 
 /// Reads the region `request` of `array` into a new buffer.
 pub fn read(array: &Array, request: &Request, progress: &Progress) -> Result<SharedBuffer> {
-    let elements = request.element_count()?;
-    let bytes = elements
-        .checked_mul(request.out_dtype.size() as u64)
-        .and_then(|b| usize::try_from(b).ok())
-        .filter(|&b| b <= isize::MAX as usize)
-        .ok_or_else(|| Error::invalid(format!("region of {elements} elements is too large")))?;
+    let bytes = request.output_bytes()?;
     let buffer = Arc::new(
         AlignedBuffer::for_overwrite(bytes)
             .map_err(|e| e.context(format!("reading {}", array.store.path("").display())))?,

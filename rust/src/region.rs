@@ -87,6 +87,17 @@ impl Request {
             .ok_or_else(|| Error::invalid("region request: output size overflows"))
     }
 
+    /// Size of the output buffer in bytes; an error when it cannot be allocated
+    /// on this platform (over `isize::MAX`).
+    pub fn output_bytes(&self) -> Result<usize> {
+        let elements = self.element_count()?;
+        elements
+            .checked_mul(self.out_dtype.size() as u64)
+            .and_then(|b| usize::try_from(b).ok())
+            .filter(|&b| b <= isize::MAX as usize)
+            .ok_or_else(|| Error::invalid(format!("region of {elements} elements is too large")))
+    }
+
     /// Checks that the output strides are a compact layout: every element
     /// lands on its own place inside the buffer.
     fn check_compact(&self) -> Result<()> {

@@ -144,12 +144,7 @@ impl OmeArrow {
     /// Reads the region `request` into a new buffer.
     pub fn read(&self, request: &Request, progress: &Progress) -> Result<SharedBuffer> {
         self.check_request(request)?;
-        let elements = request.element_count()?;
-        let bytes = elements
-            .checked_mul(request.out_dtype.size() as u64)
-            .and_then(|b| usize::try_from(b).ok())
-            .filter(|&b| b <= isize::MAX as usize)
-            .ok_or_else(|| Error::invalid(format!("region of {elements} elements is too large")))?;
+        let bytes = request.output_bytes()?;
         let tasks = self.tasks(request);
         let buffer = Arc::new(if self.record().covered {
             AlignedBuffer::for_overwrite(bytes)?
