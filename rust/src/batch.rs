@@ -59,6 +59,14 @@ impl Stats {
         self.values[base + 2].fetch_add(count, Ordering::Relaxed);
     }
 
+    /// Adds `elapsed` (measured elsewhere, such as on a device), `bytes` and `count` to `stage`.
+    pub fn add_duration(&self, stage: Stage, elapsed: std::time::Duration, bytes: u64, count: u64) {
+        let base = stage as usize * 3;
+        self.values[base].fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        self.values[base + 1].fetch_add(bytes, Ordering::Relaxed);
+        self.values[base + 2].fetch_add(count, Ordering::Relaxed);
+    }
+
     /// `[ns, bytes, count]` for each stage, in [`Stage`] order.
     pub fn snapshot(&self) -> [u64; STAT_COUNT] {
         std::array::from_fn(|i| self.values[i].load(Ordering::Relaxed))
@@ -149,6 +157,16 @@ impl Executor {
     /// Per-stage totals.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The live-bytes counter, for batches made elsewhere (on a device).
+    pub fn live_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.live)
+    }
+
+    /// Runs `f` on the executor's worker pool.
+    pub fn install<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        self.pool.install(f)
     }
 
     /// Assembles the batch described by `words` (see [`decode_desc`]) from
@@ -451,9 +469,15 @@ pub fn device_plan(arrays: &[&Array], words: &[i64]) -> Result<DevicePlan> {
         let bits = fill_bits(&spec.fill, spec.dtype, desc.out_dtype)?;
         plan.add_fill(&Walk::new(sel, strides, strides), offset(sample), bits)
     };
-    for (i, (_, whole, clipped)) in layouts.iter().enumerate() {
+    // Fills cover only what lies outside the array, so that fill and copy
+    // boxes are disjoint and run in one launch.
+    for (i, (_, _, clipped)) in layouts.iter().enumerate() {
         if *clipped {
-            fill(&mut plan, i, whole)?;
+            let (a, dims) = &desc.samples[i];
+            let bounds: Vec<(i64, u64)> = dims.iter().map(|d| (d.start, d.count)).collect();
+            for sel in crate::device_plan::outside(&bounds, &arrays[*a].spec.shape) {
+                fill(&mut plan, i, &sel)?;
+            }
         }
     }
     for job in plan_jobs(&desc, arrays) {
@@ -1049,8 +1073,7 @@ mod tests {
         check_against_the_executor("device-plan", |plan, staging, layouts| {
             let bf16 = plan.out_dtype == DType::BFloat16;
             let mut batch = vec![0xa5u8; plan.elements as usize * plan.out_dtype.size()];
-            crate::device_plan::host::launch(staging, layouts, &plan.fills, &mut batch, bf16);
-            crate::device_plan::host::launch(staging, layouts, &plan.copies, &mut batch, bf16);
+            crate::device_plan::host::launch(staging, layouts, &plan.boxes(), &mut batch, bf16);
             batch
         });
     }
