@@ -8,7 +8,6 @@
 use crate::assemble::{self, Destination, Walk};
 use crate::buffer::{AlignedBuffer, SharedBuffer};
 use crate::codec::{self, aligned_scratch, Elements};
-use crate::cuda::CudaDevice;
 use crate::device_plan::{DevicePlan, SourceChunk};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -210,29 +209,6 @@ impl Executor {
             jobs.par_iter().try_for_each(|job| batch.chunk(job))
         })?;
         Ok(self.track(buffer))
-    }
-
-    /// Copies a host batch to `device`; the copy counts as live until its last reference drops.
-    pub fn upload(&self, device: &CudaDevice, host: &AlignedBuffer) -> Result<SharedBuffer> {
-        host.check_host("a host→device copy")?;
-        let started = Instant::now();
-        // SAFETY: the host buffer is alive and not written during the copy.
-        let bytes = unsafe { std::slice::from_raw_parts(host.as_ptr(), host.len()) };
-        let len = bytes.len() as u64;
-        let live = Arc::clone(&self.live);
-        live.fetch_add(len, Ordering::Relaxed);
-        let uploaded = device.upload(
-            bytes,
-            Box::new(move || {
-                live.fetch_sub(len, Ordering::Relaxed);
-            }),
-        );
-        if uploaded.is_err() {
-            self.live.fetch_sub(len, Ordering::Relaxed);
-        }
-        let buffer = uploaded?;
-        self.stats.add(Stage::Transfer, started, len, 1);
-        Ok(Arc::new(buffer))
     }
 
     /// Wraps a batch so that its bytes count as live until its last reference drops.
@@ -1084,7 +1060,7 @@ mod tests {
     #[ignore = "needs a CUDA device (deno task test:gpu)"]
     fn gpu_the_assembly_kernel_equals_the_cpu_executor() {
         use crate::device_plan::{KERNEL_NAME, KERNEL_SOURCE};
-        let device = CudaDevice::open(0).unwrap();
+        let device = crate::cuda::CudaDevice::open(0).unwrap();
         let arch = device.arch().unwrap();
         let cubin = crate::nvrtc::compile_cubin(
             &crate::nvrtc::test_library(),

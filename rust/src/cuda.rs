@@ -93,20 +93,6 @@ impl CudaDevice {
         })
     }
 
-    /// Copies `host` into new device memory; `on_release` runs after the
-    /// device memory is freed, when the returned buffer's last reference drops.
-    pub fn upload(&self, host: &[u8], on_release: Release) -> Result<AlignedBuffer> {
-        let what = format!("copying {} bytes to cuda:{}", host.len(), self.ordinal);
-        let device = driver(&what, || {
-            // SAFETY: every byte is written by the copy below before anyone reads it.
-            let mut device = unsafe { self.stream.alloc::<u8>(host.len()) }?;
-            self.stream.memcpy_htod(host, &mut device)?;
-            self.stream.synchronize()?;
-            Ok(device)
-        })?;
-        Ok(self.wrap(device, host.len(), on_release))
-    }
-
     /// The device's primary context.
     pub fn context(&self) -> &Arc<CudaContext> {
         &self.ctx

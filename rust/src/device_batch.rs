@@ -840,15 +840,12 @@ mod tests {
         output_align: 1,
     };
 
-    /// Checks, for every source dtype and both outputs, that the device
-    /// path run on the host equals the CPU executor bit for bit for stores
-    /// of `codec` (one sharded, one plain), and returns the plans for the
-    /// caller's checks on routing.
-    fn check(tag: &str, codec: Codec, options: DecodeOptions) -> Vec<(ReadPlan, DecodePlan)> {
+    /// Calls `f(arrays, words, cpu batch)` for batches of every source dtype
+    /// and both outputs over two stores of `codec` (one sharded, one plain).
+    fn for_each_batch(tag: &str, codec: Codec, mut f: impl FnMut(&[&Array], &[i64], &[u8])) {
         let base =
             std::env::temp_dir().join(format!("tessera-dbatch-{tag}-{}", std::process::id()));
         let exec = Executor::new(2).unwrap();
-        let mut plans = Vec::new();
         for (d, &dtype) in DTYPES.iter().enumerate() {
             let sharded = store(
                 &base.join(format!("{d}-s")),
@@ -870,16 +867,103 @@ mod tests {
                 let cpu = exec.assemble(&arrays, &words).unwrap();
                 // SAFETY: a live host batch of `len` bytes.
                 let cpu = unsafe { std::slice::from_raw_parts(cpu.as_ptr(), cpu.len()) };
-                let (batch, reads, decode) = host_batch(&arrays, &words, options);
-                assert!(
-                    batch == cpu,
-                    "{tag}: {dtype:?} -> {out:?} differs from the CPU executor"
-                );
-                plans.push((reads, decode));
+                f(&arrays, &words, cpu);
             }
         }
         let _ = std::fs::remove_dir_all(base);
+    }
+
+    /// Checks, for every source dtype and both outputs, that the device
+    /// path run on the host equals the CPU executor bit for bit for stores
+    /// of `codec`, and returns the plans for the caller's checks on routing.
+    fn check(tag: &str, codec: Codec, options: DecodeOptions) -> Vec<(ReadPlan, DecodePlan)> {
+        let mut plans = Vec::new();
+        for_each_batch(tag, codec, |arrays, words, cpu| {
+            let (batch, reads, decode) = host_batch(arrays, words, options);
+            assert!(
+                batch == cpu,
+                "{tag}: {words:?} differs from the CPU executor"
+            );
+            plans.push((reads, decode));
+        });
         plans
+    }
+
+    /// On a GPU: batches the device assembler makes (nvCOMP on, where the
+    /// library is found, and off) equal the CPU executor's for raw zstd,
+    /// blosc-zstd (shuffled or not) and CPU-decoded codecs. Run by `deno
+    /// task test:gpu`.
+    #[test]
+    #[ignore = "needs a CUDA device (deno task test:gpu)"]
+    fn gpu_device_batches_equal_the_cpu_executor() {
+        let exec = Executor::new(2).unwrap();
+        let nvcomp_path = std::env::var_os("TESSERA_NVCOMP")
+            .map(std::path::PathBuf::from)
+            .or_else(|| crate::nvcomp::find_in_venv(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv")))
+            .expect("no libnvcomp.so.5 (install nvidia-libnvcomp-cu13 into .venv or set TESSERA_NVCOMP)");
+        for with_nvcomp in [true, false] {
+            let device = crate::cuda::CudaDevice::open(0).unwrap();
+            let arch = device.arch().unwrap();
+            let cubin = crate::nvrtc::compile_cubin(
+                &crate::nvrtc::test_library(),
+                crate::device_plan::KERNEL_SOURCE,
+                crate::device_plan::KERNEL_NAME,
+                &arch,
+            )
+            .unwrap();
+            let nvcomp = with_nvcomp.then(|| crate::nvcomp::Nvcomp::load(&nvcomp_path).unwrap());
+            let assembler =
+                crate::device_exec::DeviceAssembler::new(device, &cubin, nvcomp, 8 << 30).unwrap();
+            let codecs = [
+                ("zstd", Codec::Zstd),
+                (
+                    "blosc-shuffle",
+                    Codec::Blosc {
+                        codec: 4,
+                        shuffle: true,
+                    },
+                ),
+                (
+                    "blosc-noshuffle",
+                    Codec::Blosc {
+                        codec: 4,
+                        shuffle: false,
+                    },
+                ),
+                (
+                    "blosc-lz4",
+                    Codec::Blosc {
+                        codec: 1,
+                        shuffle: true,
+                    },
+                ),
+                ("gzip", Codec::Gzip),
+            ];
+            for (tag, codec) in codecs {
+                for_each_batch(&format!("gpu-{tag}"), codec, |arrays, words, cpu| {
+                    let batch = assembler.assemble(&exec, arrays, words).unwrap();
+                    let mut host = vec![0u8; batch.len()];
+                    // SAFETY: `batch` is device memory of `host.len()` bytes, alive here.
+                    unsafe {
+                        cudarc::driver::result::memcpy_dtoh_sync(&mut host, batch.as_ptr() as u64)
+                    }
+                    .unwrap();
+                    assert!(
+                        host == cpu,
+                        "{tag} (nvCOMP {with_nvcomp}): {words:?} differs from the CPU executor"
+                    );
+                });
+            }
+            let [version, frames, cpu_chunks, device_chunks, ..] = assembler.counters();
+            assert_eq!(version > 0, with_nvcomp);
+            assert_eq!(frames > 0, with_nvcomp);
+            assert!(cpu_chunks > 0 && device_chunks > 0);
+            println!(
+                "cuda:0 ({arch}), nvCOMP {}: {frames} zstd frames on the device, {device_chunks} chunks on the device, {cpu_chunks} on the CPU: equal to the CPU executor",
+                if with_nvcomp { version.to_string() } else { "off".into() }
+            );
+        }
+        assert_eq!(exec.live_bytes(), 0);
     }
 
     #[test]

@@ -60,6 +60,8 @@ struct Counters {
     frames: AtomicU64,
     cpu_chunks: AtomicU64,
     device_chunks: AtomicU64,
+    decode_ns: AtomicU64,
+    decoded_bytes: AtomicU64,
 }
 
 /// Assembles pipeline batches on one CUDA device.
@@ -122,8 +124,9 @@ impl DeviceAssembler {
 
     /// `[nvCOMP version (0: chunks decode on the CPU), zstd frames decoded
     /// on the device, chunks decoded on the CPU, chunks decoded on the
-    /// device, device bytes of staging slots]`.
-    pub fn counters(&self) -> [u64; 5] {
+    /// device, device bytes of staging slots, device time of the decode
+    /// step (span copies and nvCOMP, ns), bytes nvCOMP decoded]`.
+    pub fn counters(&self) -> [u64; 7] {
         let c = &self.counters;
         let staging = self.slots.lock().map_or(0, |s| s.staging);
         [
@@ -132,6 +135,8 @@ impl DeviceAssembler {
             c.cpu_chunks.load(Ordering::Relaxed),
             c.device_chunks.load(Ordering::Relaxed),
             staging,
+            c.decode_ns.load(Ordering::Relaxed),
+            c.decoded_bytes.load(Ordering::Relaxed),
         ]
     }
 
@@ -401,6 +406,9 @@ impl DeviceAssembler {
         );
         stats.add_duration(Stage::Assemble, device_ns(timings[2]), out_bytes, 1);
         let c = &self.counters;
+        c.decode_ns
+            .fetch_add(device_ns(timings[1]).as_nanos() as u64, Ordering::Relaxed);
+        c.decoded_bytes.fetch_add(total_len, Ordering::Relaxed);
         c.frames
             .fetch_add(decode.streams.len() as u64, Ordering::Relaxed);
         c.cpu_chunks

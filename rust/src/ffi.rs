@@ -6,7 +6,6 @@
 use crate::arrow;
 use crate::batch;
 use crate::buffer::{Location, SharedBuffer};
-use crate::cuda::CudaDevice;
 use crate::device_exec::DeviceAssembler;
 use crate::dlpack::{self, TensorLayout};
 use crate::downsample;
@@ -869,53 +868,6 @@ pub unsafe extern "C" fn tessera_batch_stats(
     }
 }
 
-/// Opens CUDA device `ordinal` for batch transfers; writes its handle to
-/// `*out`. Without a CUDA driver or device this is an error (status 7).
-///
-/// # Safety
-/// `out` must be valid for one pointer; `err` for `err_len` bytes.
-#[no_mangle]
-pub unsafe extern "C" fn tessera_cuda_device_open(
-    ordinal: u32,
-    out: *mut *mut CudaDevice,
-    err: *mut u8,
-    err_len: usize,
-) -> i32 {
-    guarded(err, err_len, || store_out(out, CudaDevice::open(ordinal)?))
-}
-
-/// Frees a CUDA device handle (null is ignored). Batches copied to it stay valid.
-///
-/// # Safety
-/// `device` must be null or a live handle, freed once, with no call using it.
-#[no_mangle]
-pub unsafe extern "C" fn tessera_cuda_device_free(device: *mut CudaDevice) {
-    if !device.is_null() {
-        drop(Box::from_raw(device));
-    }
-}
-
-/// Copies a host batch to a CUDA device; writes the device buffer to `*out`.
-///
-/// # Safety
-/// Handles must be live for the call; `out` valid for one pointer.
-#[no_mangle]
-pub unsafe extern "C" fn tessera_batch_upload(
-    executor: *const batch::Executor,
-    device: *const CudaDevice,
-    buffer: *const SharedBuffer,
-    out: *mut *mut SharedBuffer,
-    err: *mut u8,
-    err_len: usize,
-) -> i32 {
-    guarded(err, err_len, || {
-        let executor = handle(executor, "batch executor")?;
-        let device = handle(device, "CUDA device")?;
-        let buffer = handle(buffer, "buffer")?;
-        store_out(out, executor.upload(device, buffer)?)
-    })
-}
-
 /// Where a buffer lives: -1 for host memory, else the CUDA device ordinal.
 ///
 /// # Safety
@@ -994,7 +946,8 @@ pub unsafe extern "C" fn tessera_cuda_assemble(
 
 /// Writes the assembler's counters (see `DeviceAssembler::counters`:
 /// nvCOMP version, device frames, CPU chunks, device chunks, staging
-/// bytes) into `out` (at most `out_len` values).
+/// bytes, device decode ns, bytes nvCOMP decoded) into `out` (at most
+/// `out_len` values).
 ///
 /// # Safety
 /// `assembler` must be a live handle; `out` valid for `out_len` values.
