@@ -139,6 +139,7 @@ async function round(device: "cpu" | "cuda", batches: Sample[][]): Promise<Round
     dtype: "float32",
     device,
     lookahead: 3,
+    maxDeviceMemoryBytes: 16 * 2 ** 30,
   });
   const started = performance.now();
   for (const batch of batches) for (const s of batch) pipe.push(request(s));

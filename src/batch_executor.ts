@@ -39,7 +39,18 @@ const assemblerRegistry = new FinalizationRegistry<Deno.PointerObject>((p) =>
   native().tessera_cuda_assembler_free(p)
 );
 
-/** Counters of the device path (see rust/src/device_exec.rs). */
+/**
+ * Counters of the device path (see rust/src/device_exec.rs), in `stats().cuda` of a CUDA pipeline.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, type CudaCounters } from "@tessera/tessera";
+ * const show = (c: CudaCounters) => console.log(c.nvcomp, c.deviceFrames, c.cpuChunks);
+ * await using pipe = pipeline({ samplesPerBatch: 1, sampleShape: [8], dtype: "float32" });
+ * const counters = pipe.stats().cuda; // undefined on the CPU
+ * if (counters) show(counters);
+ * ```
+ */
 export interface CudaCounters {
   /** nvCOMP version (major·1000 + minor·100 + patch); 0 when zstd chunks decode on the CPU. */
   nvcomp: number;

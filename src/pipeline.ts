@@ -72,8 +72,9 @@ export interface PipelineConfig {
    * Bytes that live batches may hold in all (assembling, ready, popped and
    * not yet released, or kept by a DLPack consumer); on CUDA also the
    * device staging of batches being assembled (their compressed and
-   * decoded chunks). Default: `(lookahead + 2)` batches on the CPU,
-   * `4 × (lookahead + 2)` batches on CUDA.
+   * decoded chunks, and nvCOMP's temporary space, about three times the
+   * decoded bytes). Default: `(lookahead + 2)` batches on the CPU,
+   * `8 × (lookahead + 2)` batches on CUDA.
    */
   maxDeviceMemoryBytes?: number;
   /** Batches assembled ahead of `pop()` (default 2). */
@@ -325,7 +326,7 @@ export class Pipeline implements AsyncDisposable {
       throw new InvalidArgument(`pipeline batch of ${elements} elements is too large`);
     }
     this.#budget = c.maxDeviceMemoryBytes === undefined
-      ? (cuda ? 4 : 1) * (this.#lookahead + 2) * this.#batchBytes
+      ? (cuda ? 8 : 1) * (this.#lookahead + 2) * this.#batchBytes
       : positiveNumber(c.maxDeviceMemoryBytes, "maxDeviceMemoryBytes");
     if (cuda) {
       const ordinal = Number(cuda[1] ?? 0);
