@@ -502,22 +502,27 @@ impl DeviceAssembler {
         need: u64,
         out_bytes: u64,
     ) -> Result<()> {
-        let have = arena.as_ref().map_or(0, |a| a.len() as u64);
+        let mut have = arena.as_ref().map_or(0, |a| a.len() as u64);
         if have >= need {
             return Ok(());
         }
-        let need = need.next_multiple_of(1 << 20).max(have + have / 4);
         if need + out_bytes > self.budget {
             return Err(Error::new(
                 ErrorKind::BudgetExceeded,
                 format!(
                     "a batch of {out_bytes} bytes needs {need} bytes of device staging (its \
-                     compressed and decoded chunks), more than maxDeviceMemoryBytes {} allows: \
-                     raise maxDeviceMemoryBytes",
+                     compressed and decoded chunks and nvCOMP's temporary space), more than \
+                     maxDeviceMemoryBytes {} allows: raise maxDeviceMemoryBytes",
                     self.budget
                 ),
             ));
         }
+        // Room to grow into, so that arenas are not reallocated batch after batch.
+        let need = need
+            .next_multiple_of(1 << 20)
+            .max(have + have / 4)
+            .min(self.budget - out_bytes)
+            .max(need);
         let deadline = Instant::now() + SLOT_WAIT;
         let mut slots = self
             .slots
@@ -525,17 +530,23 @@ impl DeviceAssembler {
             .map_err(|_| Error::new(ErrorKind::Internal, "slot pool poisoned"))?;
         loop {
             let live = executor.live_bytes();
-            let fits = |s: &Slots| live + s.staging - have + need + out_bytes <= self.budget;
-            if !fits(&slots) {
-                // Idle slots' arenas go first.
+            let fits =
+                |s: &Slots, have: u64| live + s.staging - have + need + out_bytes <= self.budget;
+            if !fits(&slots, have) {
+                // Idle slots' arenas go first, then this slot's own (too
+                // small anyway), so that two growing batches cannot block
+                // each other.
                 let freed: u64 = slots
                     .idle
                     .iter_mut()
                     .map(|s| s.arena.take().map_or(0, |a| a.len() as u64))
                     .sum();
-                slots.staging -= freed;
+                slots.staging -= freed + have;
+                *arena = None;
+                have = 0;
+                self.returned.notify_all();
             }
-            if fits(&slots) {
+            if fits(&slots, have) {
                 slots.staging = slots.staging - have + need;
                 break;
             }
