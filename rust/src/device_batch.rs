@@ -31,7 +31,10 @@ use crate::error::{Error, Result};
 use crate::nvcomp::validate_zstd_frame;
 use crate::read::{merge_ranges, Array};
 use crate::spec::{ArrayToBytes, BytesCodec, CodecChain};
+use crate::store::StoredObject;
 use bytemuck::{Pod, Zeroable};
+use rayon::prelude::*;
+use std::collections::HashMap;
 
 /// Alignment of every region and chunk in the arena (nvCOMP asks for 8).
 pub const ALIGN: u64 = 16;
@@ -109,6 +112,56 @@ pub fn plan_reads(plan: &DevicePlan, ranges: &[(u64, u64)]) -> ReadPlan {
         sources,
         len: at,
     }
+}
+
+/// The stored objects a batch reads, each opened once, by `(array, key)`.
+pub type Objects = HashMap<(usize, String), StoredObject>;
+
+/// Opens every object `plan`'s sources read, and returns them with each
+/// source's stored byte range (`(offset, len)` in its object).
+pub fn open_sources(arrays: &[&Array], plan: &DevicePlan) -> Result<(Objects, Vec<(u64, u64)>)> {
+    let mut objects = Objects::new();
+    let mut ranges = Vec::with_capacity(plan.sources.len());
+    for s in &plan.sources {
+        let id = (s.array, s.key.clone());
+        if !objects.contains_key(&id) {
+            let store = &arrays[s.array].store;
+            let object = store
+                .open(&s.key)
+                .and_then(|o| {
+                    o.ok_or_else(|| Error::storage("was removed while the batch was planned"))
+                })
+                .map_err(|e| e.context(store.path(&s.key).display()))?;
+            objects.insert(id.clone(), object);
+        }
+        ranges.push(s.range.unwrap_or((0, objects[&id].len())));
+    }
+    Ok((objects, ranges))
+}
+
+/// Runs the merged reads of `reads` into `buf` (at least `reads.len`
+/// bytes), in parallel on the current rayon pool.
+pub fn read_all(
+    arrays: &[&Array],
+    objects: &Objects,
+    reads: &ReadPlan,
+    buf: &mut [u8],
+) -> Result<()> {
+    let mut targets: Vec<(&MergedRead, &mut [u8])> = Vec::with_capacity(reads.reads.len());
+    let mut rest = &mut buf[..reads.len as usize];
+    let mut consumed = 0u64;
+    for read in &reads.reads {
+        let (_, tail) = rest.split_at_mut((read.at - consumed) as usize);
+        let (target, tail) = tail.split_at_mut(read.len as usize);
+        targets.push((read, target));
+        rest = tail;
+        consumed = read.at + read.len;
+    }
+    targets.into_par_iter().try_for_each(|(read, target)| {
+        objects[&(read.array, read.key.clone())]
+            .read_into(read.offset, read.len, target)
+            .map_err(|e| e.context(arrays[read.array].store.path(&read.key).display()))
+    })
 }
 
 /// A device copy of `len` bytes within the arena (`Span` in the kernel).
@@ -437,7 +490,8 @@ impl DecodePlan {
     }
 
     /// Decodes the CPU-routed sources into `pinned` (the uploaded part of
-    /// the arena), from their stored bytes read there.
+    /// the arena), from their stored bytes read there, in parallel on the
+    /// current rayon pool.
     pub fn decode_on_cpu(
         &self,
         arrays: &[&Array],
@@ -445,27 +499,37 @@ impl DecodePlan {
         reads: &ReadPlan,
         pinned: &mut [u8],
     ) -> Result<()> {
+        // The CPU-decoded chunks lie after the reads, in order, disjoint.
+        let (raw, mut rest) = pinned.split_at_mut(reads.len as usize);
+        let mut jobs = Vec::with_capacity(self.cpu.len());
+        let mut consumed = reads.len;
         for &(i, at) in &self.cpu {
+            let len = self.layouts[i].len;
+            let (_, tail) = rest.split_at_mut((at - consumed) as usize);
+            let (out, tail) = tail.split_at_mut(len as usize);
+            jobs.push((i, out));
+            rest = tail;
+            consumed = at + len;
+        }
+        let raw = &*raw;
+        jobs.into_par_iter().try_for_each(|(i, out)| {
             let source = &plan.sources[i];
             let array = arrays[source.array];
             let (chain, shape) = chain_of(array, source.range.is_some());
             let (start, stored) = reads.sources[i];
-            let len = self.layouts[i].len as usize;
-            let (raw, out) = pinned.split_at_mut(at as usize);
-            let raw = &raw[start as usize..(start + stored) as usize];
             let elements = Elements {
                 dtype: array.spec.dtype,
                 fill: &array.spec.fill,
             };
-            codec::decode_chunk(chain, shape, raw, elements, &mut out[..len]).map_err(|e| {
-                let what = match source.range {
-                    Some((offset, _)) => format!("{} (inner chunk at byte {offset})", source.key),
-                    None => source.key.clone(),
+            let raw = &raw[start as usize..(start + stored) as usize];
+            codec::decode_chunk(chain, shape, raw, elements, out).map_err(|e| {
+                let e = match source.range {
+                    Some((offset, _)) => e.context(format!("inner chunk at byte {offset}")),
+                    None => e,
                 };
-                e.context(array.store.path(&what).display())
-            })?;
-        }
-        Ok(())
+                e.context(array.store.path(&source.key).display())
+            })
+        })
     }
 }
 
@@ -765,29 +829,10 @@ mod tests {
         options: DecodeOptions,
     ) -> (Vec<u8>, ReadPlan, DecodePlan) {
         let plan = device_plan(arrays, words).unwrap();
-        let objects: Vec<_> = plan
-            .sources
-            .iter()
-            .map(|s| arrays[s.array].store.open(&s.key).unwrap().unwrap())
-            .collect();
-        let ranges: Vec<(u64, u64)> = plan
-            .sources
-            .iter()
-            .zip(&objects)
-            .map(|(s, o)| s.range.unwrap_or((0, o.len())))
-            .collect();
+        let (objects, ranges) = open_sources(arrays, &plan).unwrap();
         let reads = plan_reads(&plan, &ranges);
         let mut pinned = vec![0u8; reads.len as usize];
-        for r in &reads.reads {
-            let object = arrays[r.array].store.open(&r.key).unwrap().unwrap();
-            object
-                .read_into(
-                    r.offset,
-                    r.len,
-                    &mut pinned[r.at as usize..(r.at + r.len) as usize],
-                )
-                .unwrap();
-        }
+        read_all(arrays, &objects, &reads, &mut pinned).unwrap();
         let decode = DecodePlan::build(arrays, &plan, &reads, &pinned, options);
         pinned.resize(decode.upload_len as usize, 0);
         decode
@@ -1058,6 +1103,50 @@ mod tests {
                 assert!(!decode.cpu.is_empty());
             }
         }
+    }
+
+    #[test]
+    fn a_corrupt_frame_is_not_given_to_nvcomp_and_fails_as_a_decode_error() {
+        let dir =
+            std::env::temp_dir().join(format!("tessera-dbatch-corrupt-{}", std::process::id()));
+        let array = store(&dir, DType::UInt16, Codec::Zstd, false, 7);
+        let key = array.spec.keys.key(&[1, 1, 1]);
+        let mut bytes = array.store.open(&key).unwrap().unwrap().read_all().unwrap();
+        bytes[0] ^= 0xff; // the zstd magic number
+        array.store.write(&key, &bytes).unwrap();
+        let words = [
+            DType::Float32 as i64,
+            1,
+            3,
+            8,
+            9,
+            7,
+            0,
+            3,
+            8,
+            8,
+            1,
+            9,
+            9,
+            1,
+            7,
+            7,
+            1,
+        ];
+        let plan = device_plan(&[&array], &words).unwrap();
+        let (objects, ranges) = open_sources(&[&array], &plan).unwrap();
+        let reads = plan_reads(&plan, &ranges);
+        let mut pinned = vec![0u8; reads.len as usize];
+        read_all(&[&array], &objects, &reads, &mut pinned).unwrap();
+        let decode = DecodePlan::build(&[&array], &plan, &reads, &pinned, NVCOMP);
+        assert_eq!((decode.cpu.len(), decode.streams.len()), (1, 0));
+        pinned.resize(decode.upload_len as usize, 0);
+        let e = decode
+            .decode_on_cpu(&[&array], &plan, &reads, &mut pinned)
+            .unwrap_err();
+        assert_eq!(e.kind, crate::error::ErrorKind::DecodeError);
+        assert!(e.message.contains("1/1/1"), "{}", e.message);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

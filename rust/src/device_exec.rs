@@ -22,10 +22,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::nvcomp::{Nvcomp, ZstdBatch};
 use crate::pinned::{DeviceMemory, PinnedBuffer};
 use crate::read::Array;
-use crate::store::StoredObject;
 use cudarc::driver::{result, sys, CudaStream};
-use rayon::prelude::*;
-use std::collections::HashMap;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -150,15 +147,7 @@ impl DeviceAssembler {
     ) -> Result<SharedBuffer> {
         let started = Instant::now();
         let plan = batch::device_plan(arrays, words)?;
-        let objects = open_objects(arrays, &plan)?;
-        let ranges: Vec<(u64, u64)> = plan
-            .sources
-            .iter()
-            .map(|s| {
-                s.range
-                    .unwrap_or((0, objects[&(s.array, s.key.clone())].len()))
-            })
-            .collect();
+        let (objects, ranges) = device_batch::open_sources(arrays, &plan)?;
         let reads = device_batch::plan_reads(&plan, &ranges);
         let out_bytes = plan.elements * plan.out_dtype.size() as u64;
         executor
@@ -175,7 +164,7 @@ impl DeviceAssembler {
         executor: &Executor,
         arrays: &[&Array],
         plan: &DevicePlan,
-        objects: &HashMap<(usize, String), StoredObject>,
+        objects: &device_batch::Objects,
         reads: &ReadPlan,
         slot: &mut Slot,
     ) -> Result<SharedBuffer> {
@@ -185,24 +174,7 @@ impl DeviceAssembler {
         let started = Instant::now();
         let pinned = grow_pinned(ctx, &mut slot.pinned, reads.len as usize, 0)?;
         let bytes = pinned.bytes_mut();
-        let mut targets: Vec<(&device_batch::MergedRead, &mut [u8])> = Vec::new();
-        let mut rest = &mut bytes[..];
-        let mut consumed = 0u64;
-        for read in &reads.reads {
-            let (_, tail) = rest.split_at_mut((read.at - consumed) as usize);
-            let (target, tail) = tail.split_at_mut(read.len as usize);
-            targets.push((read, target));
-            rest = tail;
-            consumed = read.at + read.len;
-        }
-        executor.install(|| {
-            targets.into_par_iter().try_for_each(|(read, target)| {
-                let object = &objects[&(read.array, read.key.clone())];
-                object
-                    .read_into(read.offset, read.len, target)
-                    .map_err(|e| e.context(arrays[read.array].store.path(&read.key).display()))
-            })
-        })?;
+        executor.install(|| device_batch::read_all(arrays, objects, reads, bytes))?;
         stats.add(Stage::Io, started, reads.len, reads.reads.len() as u64);
 
         // 2. Layout, then CPU decode of what the device cannot take.
@@ -235,7 +207,7 @@ impl DeviceAssembler {
             reads.len as usize,
         )?;
         let upload = &mut pinned.bytes_mut()[..decode.upload_len as usize];
-        decode.decode_on_cpu(arrays, plan, reads, upload)?;
+        executor.install(|| decode.decode_on_cpu(arrays, plan, reads, upload))?;
         let cpu_bytes: u64 = decode.cpu.iter().map(|&(i, _)| decode.layouts[i].len).sum();
         stats.add(Stage::Decode, started, cpu_bytes, decode.cpu.len() as u64);
 
@@ -592,29 +564,6 @@ impl Drop for DeviceAssembler {
             slots.idle.clear();
         }
     }
-}
-
-/// Opens each object the plan's sources read, once.
-fn open_objects(
-    arrays: &[&Array],
-    plan: &DevicePlan,
-) -> Result<HashMap<(usize, String), StoredObject>> {
-    let mut objects = HashMap::new();
-    for s in &plan.sources {
-        let id = (s.array, s.key.clone());
-        if objects.contains_key(&id) {
-            continue;
-        }
-        let store = &arrays[s.array].store;
-        let object = store
-            .open(&s.key)
-            .and_then(|o| {
-                o.ok_or_else(|| Error::storage("was removed while the batch was planned"))
-            })
-            .map_err(|e| e.context(store.path(&s.key).display()))?;
-        objects.insert(id, object);
-    }
-    Ok(objects)
 }
 
 /// The slot's pinned buffer, grown to at least `len` bytes; the first
