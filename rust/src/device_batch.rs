@@ -1057,15 +1057,29 @@ mod tests {
         for shuffle in [true, false] {
             let codec = Codec::Blosc { codec: 4, shuffle };
             let plans = check(&format!("blosc-{shuffle}"), codec, NVCOMP);
-            let (mut frames, mut stored, mut shuffled) = (0, 0, 0);
+            let (mut frames, mut stored, mut shuffled, mut memcpyed) = (0, 0, 0, 0);
             for (_, decode) in &plans {
                 assert!(decode.cpu.is_empty());
                 frames += decode.streams.len();
                 stored += decode.spans.len();
                 shuffled += decode.layouts.iter().filter(|l| l.typesize > 1).count();
+                // A memcpyed frame is one stored run as long as its chunk.
+                memcpyed += decode
+                    .spans
+                    .iter()
+                    .filter(|s| {
+                        decode
+                            .layouts
+                            .iter()
+                            .any(|l| l.offset == s.dst && l.len == s.len)
+                    })
+                    .count();
             }
             // Compressible and incompressible streams, shuffled when asked.
-            assert!(frames > 0 && stored > 0);
+            assert!(
+                frames > 0 && stored > 0 && memcpyed > 0,
+                "{frames} {stored} {memcpyed}"
+            );
             assert_eq!(shuffled > 0, shuffle);
         }
         // Without nvCOMP only stored blosc streams stay on the device.
