@@ -66,6 +66,7 @@ export {
   type SampleRequest,
   type StageStats,
 } from "./src/pipeline.ts";
+export type { CudaCounters } from "./src/batch_executor.ts";
 export {
   BudgetExceeded,
   CudaError,

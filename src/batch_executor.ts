@@ -28,34 +28,71 @@ export interface NativeStats {
   decode: NativeStageTotals;
   /** Copy with cast, and fills, into the batch. */
   assemble: NativeStageTotals;
-  /** Host→device copies of finished batches. */
+  /** Host→device copies (CUDA batches). */
   transfer: NativeStageTotals;
 }
 
 const executorRegistry = new FinalizationRegistry<Deno.PointerObject>((p) =>
   native().tessera_batch_executor_free(p)
 );
-const deviceRegistry = new FinalizationRegistry<Deno.PointerObject>((p) =>
-  native().tessera_cuda_device_free(p)
+const assemblerRegistry = new FinalizationRegistry<Deno.PointerObject>((p) =>
+  native().tessera_cuda_assembler_free(p)
 );
 
 /**
- * A CUDA device opened for batch transfers (its primary context). Opening
- * throws {@link CudaError} when no CUDA driver or no such device exists.
+ * Counters of the device path (see rust/src/device_exec.rs), in `stats().cuda` of a CUDA pipeline.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, type CudaCounters } from "@tessera/tessera";
+ * const show = (c: CudaCounters) => console.log(c.nvcomp, c.deviceFrames, c.cpuChunks);
+ * await using pipe = pipeline({ samplesPerBatch: 1, sampleShape: [8], dtype: "float32" });
+ * const counters = pipe.stats().cuda; // undefined on the CPU
+ * if (counters) show(counters);
+ * ```
  */
-export class CudaDevice implements Disposable {
+export interface CudaCounters {
+  /** nvCOMP version (major·1000 + minor·100 + patch); 0 when zstd chunks decode on the CPU. */
+  nvcomp: number;
+  /** zstd frames nvCOMP decoded (a raw zstd chunk is one; a blosc chunk one per stream). */
+  deviceFrames: number;
+  /** Chunks decoded on the device (by nvCOMP, or stored and only copied). */
+  deviceChunks: number;
+  /** Chunks decoded on the CPU (codecs the device cannot take, or no nvCOMP). */
+  cpuChunks: number;
+  /** Device bytes of staging (compressed and decoded chunks) kept for reuse. */
+  stagingBytes: number;
+  /** Device time of the decode step (nvCOMP and span copies), summed over batches. */
+  deviceDecodeMs: number;
+  /** Bytes nvCOMP decoded. */
+  deviceDecodedBytes: number;
+}
+
+/**
+ * A CUDA device opened for device-assembled batches: kernels compiled with
+ * NVRTC, nvCOMP loaded when present. Opening throws {@link CudaError} when
+ * no CUDA driver, device or libnvrtc exists.
+ */
+export class CudaAssembler implements Disposable {
   #pointer: Deno.PointerObject | null;
   /** The device ordinal. */
   readonly ordinal: number;
 
-  /** Opens device `ordinal`. */
-  constructor(ordinal: number) {
+  /** Opens device `ordinal` for batches within `budget` device bytes (batches plus staging). */
+  constructor(ordinal: number, budget: number) {
     const slot = new BigUint64Array(1);
     const err = errorBuffer();
-    check(native().tessera_cuda_device_open(ordinal, slot, err, BigInt(err.length)), err);
+    const status = native().tessera_cuda_assembler_new(
+      ordinal,
+      BigInt(Math.floor(budget)),
+      slot,
+      err,
+      BigInt(err.length),
+    );
+    check(status, err);
     this.#pointer = takePointer(slot);
     this.ordinal = ordinal;
-    deviceRegistry.register(this, this.#pointer, this);
+    assemblerRegistry.register(this, this.#pointer, this);
   }
 
   /** The native handle. */
@@ -64,11 +101,28 @@ export class CudaDevice implements Disposable {
     return this.#pointer;
   }
 
-  /** Releases the device handle; batches already copied stay valid. */
+  /** Counters of the device path so far. */
+  counters(): CudaCounters {
+    const out = new BigUint64Array(7);
+    if (this.#pointer) native().tessera_cuda_assembler_counters(this.#pointer, out, 7n);
+    const [nvcomp, deviceFrames, cpuChunks, deviceChunks, stagingBytes, decodeNs, decodedBytes] =
+      Array.from(out, Number);
+    return {
+      nvcomp,
+      deviceFrames,
+      deviceChunks,
+      cpuChunks,
+      stagingBytes,
+      deviceDecodeMs: decodeNs / 1e6,
+      deviceDecodedBytes: decodedBytes,
+    };
+  }
+
+  /** Releases the device's staging and kernels; batches already made stay valid. */
   [Symbol.dispose](): void {
     if (!this.#pointer) return;
-    deviceRegistry.unregister(this);
-    native().tessera_cuda_device_free(this.#pointer);
+    assemblerRegistry.unregister(this);
+    native().tessera_cuda_assembler_free(this.#pointer);
     this.#pointer = null;
   }
 }
@@ -93,11 +147,13 @@ export class BatchExecutor implements Disposable {
 
   /**
    * Assembles one batch (descriptor: rust/src/batch.rs `decode_desc`) from
-   * `arrays`, each held open until the call settles.
+   * `arrays`, each held open until the call settles: on the host, or on
+   * the device of `cuda` (read, decoded and assembled there).
    */
   assemble(
     arrays: readonly NativeArray[],
     desc: BigInt64Array<ArrayBuffer>,
+    cuda?: CudaAssembler,
   ): Promise<NativeBuffer> {
     const handle = this.#handle;
     const pointers = new BigUint64Array(arrays.length);
@@ -110,36 +166,32 @@ export class BatchExecutor implements Disposable {
       }
       const slot = new BigUint64Array(1);
       const err = errorBuffer();
-      const status = await native().tessera_batch_assemble(
-        handle,
-        pointers,
-        BigInt(pointers.length),
-        desc,
-        BigInt(desc.length),
-        slot,
-        err,
-        BigInt(err.length),
-      );
+      const status = cuda
+        ? await native().tessera_cuda_assemble(
+          handle,
+          cuda.handle,
+          pointers,
+          BigInt(pointers.length),
+          desc,
+          BigInt(desc.length),
+          slot,
+          err,
+          BigInt(err.length),
+        )
+        : await native().tessera_batch_assemble(
+          handle,
+          pointers,
+          BigInt(pointers.length),
+          desc,
+          BigInt(desc.length),
+          slot,
+          err,
+          BigInt(err.length),
+        );
       check(status, err);
       return new NativeBuffer(takePointer(slot));
     };
     return run(0);
-  }
-
-  /** Copies a host batch to `device` (one transfer); the copy counts as a live batch. */
-  async upload(device: CudaDevice, host: NativeBuffer): Promise<NativeBuffer> {
-    const slot = new BigUint64Array(1);
-    const err = errorBuffer();
-    const status = await native().tessera_batch_upload(
-      this.#handle,
-      device.handle,
-      host.handle,
-      slot,
-      err,
-      BigInt(err.length),
-    );
-    check(status, err);
-    return new NativeBuffer(takePointer(slot));
   }
 
   /** Bytes of this executor's batches that are still alive (views or DLPack consumers hold them). */

@@ -159,14 +159,32 @@ export const symbols = {
   },
   tessera_batch_live_bytes: { parameters: ["pointer"], result: "u64" },
   tessera_batch_stats: { parameters: ["pointer", "buffer", "usize"], result: "void" },
-  tessera_cuda_device_open: { parameters: ["u32", "buffer", "buffer", "usize"], result: "i32" },
-  tessera_cuda_device_free: { parameters: ["pointer"], result: "void" },
-  tessera_batch_upload: {
-    parameters: ["pointer", "pointer", "pointer", "buffer", "buffer", "usize"],
+  tessera_buffer_device: { parameters: ["pointer"], result: "i32" },
+  // Streaming pipeline on CUDA (rust/src/device_exec.rs, src/pipeline.ts).
+  tessera_cuda_assembler_new: {
+    parameters: ["u32", "u64", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
+  tessera_cuda_assembler_free: { parameters: ["pointer"], result: "void" },
+  tessera_cuda_assemble: {
+    parameters: [
+      "pointer",
+      "pointer",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "buffer",
+      "usize",
+    ],
     result: "i32",
     nonblocking: true,
   },
-  tessera_buffer_device: { parameters: ["pointer"], result: "i32" },
+  tessera_cuda_assembler_counters: {
+    parameters: ["pointer", "buffer", "usize"],
+    result: "void",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The bound native functions. */

@@ -22,7 +22,7 @@ import {
   Shutdown,
 } from "./errors.ts";
 import { type Image, open } from "./image.ts";
-import { BatchExecutor, CudaDevice } from "./batch_executor.ts";
+import { BatchExecutor, CudaAssembler, type CudaCounters } from "./batch_executor.ts";
 import { NativeArray, type NativeBuffer } from "./native.ts";
 import { TensorView } from "./tensor_view.ts";
 
@@ -62,14 +62,19 @@ export interface PipelineConfig {
   /** Element type of the batches (`bfloat16`: raw bits in a Uint16Array). */
   dtype: PipelineDType;
   /**
-   * Where batches live: "cpu" (default), or "cuda" / "cuda:N": batches are
-   * assembled on the host and copied to the device in one transfer each.
+   * Where batches live: "cpu" (default), or "cuda" / "cuda:N": compressed
+   * chunks are read into pinned memory, copied to the device, decoded
+   * there (zstd and blosc-zstd with nvCOMP when present, other codecs on
+   * the CPU) and assembled by one kernel launch per batch.
    */
   device?: string;
   /**
    * Bytes that live batches may hold in all (assembling, ready, popped and
-   * not yet released, or kept by a DLPack consumer). Default:
-   * `(lookahead + 2)` batches.
+   * not yet released, or kept by a DLPack consumer); on CUDA also the
+   * device staging of batches being assembled (their compressed and
+   * decoded chunks, and nvCOMP's temporary space, about three times the
+   * decoded bytes). Default: `(lookahead + 2)` batches on the CPU,
+   * `8 × (lookahead + 2)` batches on CUDA.
    */
   maxDeviceMemoryBytes?: number;
   /** Batches assembled ahead of `pop()` (default 2). */
@@ -165,6 +170,8 @@ export interface PipelineStats {
   queuedBatches: number;
   /** Bytes of live batches (the budget's use). */
   liveBytes: number;
+  /** The device path's counters (CUDA pipelines only). */
+  cuda?: CudaCounters;
 }
 
 /**
@@ -268,7 +275,7 @@ export class Pipeline implements AsyncDisposable {
   readonly #popTimeoutMs: number;
   readonly #batchBytes: number;
   readonly #executor: BatchExecutor;
-  readonly #device?: CudaDevice;
+  readonly #cuda?: CudaAssembler;
   readonly #images = new Map<string, Promise<Image>>();
   #pending: Pending[] = [];
   #queue: Queued[] = [];
@@ -319,12 +326,12 @@ export class Pipeline implements AsyncDisposable {
       throw new InvalidArgument(`pipeline batch of ${elements} elements is too large`);
     }
     this.#budget = c.maxDeviceMemoryBytes === undefined
-      ? (this.#lookahead + 2) * this.#batchBytes
+      ? (cuda ? 8 : 1) * (this.#lookahead + 2) * this.#batchBytes
       : positiveNumber(c.maxDeviceMemoryBytes, "maxDeviceMemoryBytes");
     if (cuda) {
       const ordinal = Number(cuda[1] ?? 0);
       try {
-        this.#device = new CudaDevice(ordinal);
+        this.#cuda = new CudaAssembler(ordinal, this.#budget);
       } catch (e) {
         if (!(e instanceof CudaError)) throw e;
         throw new CudaError(`pipeline device "${device}": ${e.message}`, { cause: e });
@@ -430,6 +437,7 @@ export class Pipeline implements AsyncDisposable {
       pendingSamples: this.#pending.length,
       queuedBatches: this.#queue.length,
       liveBytes: this.#executor.liveBytes(),
+      ...(this.#cuda ? { cuda: this.#cuda.counters() } : {}),
     };
   }
 
@@ -456,7 +464,7 @@ export class Pipeline implements AsyncDisposable {
       }
     }
     this.#executor[Symbol.dispose]();
-    this.#device?.[Symbol.dispose]();
+    this.#cuda?.[Symbol.dispose]();
     for (const image of this.#images.values()) {
       try {
         (await image)[Symbol.dispose]();
@@ -508,11 +516,14 @@ export class Pipeline implements AsyncDisposable {
       if (i < 0) i = arrays.push(r.array) - 1;
       words.push(i, r.dims.length / 3, ...r.dims);
     }
-    let buffer = await this.#executor.assemble(arrays, BigInt64Array.from(words, BigInt));
-    if (this.#device) {
-      using host = buffer;
-      buffer = await this.#executor.upload(this.#device, host);
-    }
+    const desc = BigInt64Array.from(words, BigInt);
+    const buffer = await this.#executor.assemble(arrays, desc, this.#cuda).catch((e) => {
+      // The device ran out of budget next to batches the consumer holds.
+      if (e instanceof BudgetExceeded && e.message.startsWith("live batches hold")) {
+        throw new PoolStarved(`batch ${index}: ${e.message}`, { cause: e });
+      }
+      throw e;
+    });
     if (this.#closed) {
       buffer[Symbol.dispose]();
       throw new Shutdown("the pipeline was closed");

@@ -8,7 +8,6 @@
 use crate::assemble::{self, Destination, Walk};
 use crate::buffer::{AlignedBuffer, SharedBuffer};
 use crate::codec::{self, aligned_scratch, Elements};
-use crate::cuda::CudaDevice;
 use crate::device_plan::{DevicePlan, SourceChunk};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -55,6 +54,14 @@ impl Stats {
         let base = stage as usize * 3;
         let ns = since.elapsed().as_nanos() as u64;
         self.values[base].fetch_add(ns, Ordering::Relaxed);
+        self.values[base + 1].fetch_add(bytes, Ordering::Relaxed);
+        self.values[base + 2].fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// Adds `elapsed` (measured elsewhere, such as on a device), `bytes` and `count` to `stage`.
+    pub fn add_duration(&self, stage: Stage, elapsed: std::time::Duration, bytes: u64, count: u64) {
+        let base = stage as usize * 3;
+        self.values[base].fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
         self.values[base + 1].fetch_add(bytes, Ordering::Relaxed);
         self.values[base + 2].fetch_add(count, Ordering::Relaxed);
     }
@@ -151,6 +158,16 @@ impl Executor {
         &self.stats
     }
 
+    /// The live-bytes counter, for batches made elsewhere (on a device).
+    pub fn live_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.live)
+    }
+
+    /// Runs `f` on the executor's worker pool.
+    pub fn install<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        self.pool.install(f)
+    }
+
     /// Assembles the batch described by `words` (see [`decode_desc`]) from
     /// `arrays` into a new buffer.
     pub fn assemble(&self, arrays: &[&Array], words: &[i64]) -> Result<SharedBuffer> {
@@ -192,29 +209,6 @@ impl Executor {
             jobs.par_iter().try_for_each(|job| batch.chunk(job))
         })?;
         Ok(self.track(buffer))
-    }
-
-    /// Copies a host batch to `device`; the copy counts as live until its last reference drops.
-    pub fn upload(&self, device: &CudaDevice, host: &AlignedBuffer) -> Result<SharedBuffer> {
-        host.check_host("a host→device copy")?;
-        let started = Instant::now();
-        // SAFETY: the host buffer is alive and not written during the copy.
-        let bytes = unsafe { std::slice::from_raw_parts(host.as_ptr(), host.len()) };
-        let len = bytes.len() as u64;
-        let live = Arc::clone(&self.live);
-        live.fetch_add(len, Ordering::Relaxed);
-        let uploaded = device.upload(
-            bytes,
-            Box::new(move || {
-                live.fetch_sub(len, Ordering::Relaxed);
-            }),
-        );
-        if uploaded.is_err() {
-            self.live.fetch_sub(len, Ordering::Relaxed);
-        }
-        let buffer = uploaded?;
-        self.stats.add(Stage::Transfer, started, len, 1);
-        Ok(Arc::new(buffer))
     }
 
     /// Wraps a batch so that its bytes count as live until its last reference drops.
@@ -451,9 +445,15 @@ pub fn device_plan(arrays: &[&Array], words: &[i64]) -> Result<DevicePlan> {
         let bits = fill_bits(&spec.fill, spec.dtype, desc.out_dtype)?;
         plan.add_fill(&Walk::new(sel, strides, strides), offset(sample), bits)
     };
-    for (i, (_, whole, clipped)) in layouts.iter().enumerate() {
+    // Fills cover only what lies outside the array, so that fill and copy
+    // boxes are disjoint and run in one launch.
+    for (i, (_, _, clipped)) in layouts.iter().enumerate() {
         if *clipped {
-            fill(&mut plan, i, whole)?;
+            let (a, dims) = &desc.samples[i];
+            let bounds: Vec<(i64, u64)> = dims.iter().map(|d| (d.start, d.count)).collect();
+            for sel in crate::device_plan::outside(&bounds, &arrays[*a].spec.shape) {
+                fill(&mut plan, i, &sel)?;
+            }
         }
     }
     for job in plan_jobs(&desc, arrays) {
@@ -1049,8 +1049,7 @@ mod tests {
         check_against_the_executor("device-plan", |plan, staging, layouts| {
             let bf16 = plan.out_dtype == DType::BFloat16;
             let mut batch = vec![0xa5u8; plan.elements as usize * plan.out_dtype.size()];
-            crate::device_plan::host::launch(staging, layouts, &plan.fills, &mut batch, bf16);
-            crate::device_plan::host::launch(staging, layouts, &plan.copies, &mut batch, bf16);
+            crate::device_plan::host::launch(staging, layouts, &plan.boxes(), &mut batch, bf16);
             batch
         });
     }
@@ -1061,7 +1060,7 @@ mod tests {
     #[ignore = "needs a CUDA device (deno task test:gpu)"]
     fn gpu_the_assembly_kernel_equals_the_cpu_executor() {
         use crate::device_plan::{KERNEL_NAME, KERNEL_SOURCE};
-        let device = CudaDevice::open(0).unwrap();
+        let device = crate::cuda::CudaDevice::open(0).unwrap();
         let arch = device.arch().unwrap();
         let cubin = crate::nvrtc::compile_cubin(
             &crate::nvrtc::test_library(),

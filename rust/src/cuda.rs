@@ -1,17 +1,14 @@
-//! CUDA batches of the streaming pipeline: a batch assembled on the host by
-//! the batch executor (`crate::batch`) is copied to device memory in one
-//! transfer. The driver library is loaded at run time (cudarc with
-//! `dynamic-loading`), so the same build runs on machines without CUDA,
-//! where opening a device is a [`ErrorKind::Cuda`] error naming the cause.
-//!
-//! [`CudaDevice::assemble`] runs a [`DevicePlan`] with the assembly kernel
-//! (`kernels/assemble.cu`, compiled by [`crate::nvrtc`]) on chunks already
-//! decoded into a staging buffer. The pipeline does not call it yet: its
-//! batches are still assembled on the host and uploaded; the GPU tests
-//! (`deno task test:gpu`) check the kernel against the CPU executor.
+//! CUDA devices for the streaming pipeline: opening a device, copying a
+//! host batch to it, and loading the device kernels (`kernels/assemble.cu`,
+//! compiled by [`crate::nvrtc`]). The driver library is loaded at run time
+//! (cudarc with `dynamic-loading`), so the same build runs on machines
+//! without CUDA, where opening a device is a [`ErrorKind::Cuda`] error
+//! naming the cause. Batches are assembled on the device by
+//! [`crate::device_exec`]; [`CudaDevice::assemble`] runs the assembly
+//! kernel alone on chunks decoded on the host (the GPU kernel test).
 
 use crate::buffer::{AlignedBuffer, Release};
-use crate::device_plan::{self, DevicePlan, SourceLayout, KERNEL_NAME};
+use crate::device_plan::{self, DevicePlan, SourceLayout, KERNEL_NAME, SPANS_KERNEL_NAME};
 use crate::error::{Error, ErrorKind, Result};
 use cudarc::driver::{
     result, sys, CudaContext, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DriverError,
@@ -96,18 +93,14 @@ impl CudaDevice {
         })
     }
 
-    /// Copies `host` into new device memory; `on_release` runs after the
-    /// device memory is freed, when the returned buffer's last reference drops.
-    pub fn upload(&self, host: &[u8], on_release: Release) -> Result<AlignedBuffer> {
-        let what = format!("copying {} bytes to cuda:{}", host.len(), self.ordinal);
-        let device = driver(&what, || {
-            // SAFETY: every byte is written by the copy below before anyone reads it.
-            let mut device = unsafe { self.stream.alloc::<u8>(host.len()) }?;
-            self.stream.memcpy_htod(host, &mut device)?;
-            self.stream.synchronize()?;
-            Ok(device)
-        })?;
-        Ok(self.wrap(device, host.len(), on_release))
+    /// The device's primary context.
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.ctx
+    }
+
+    /// The device ordinal.
+    pub fn ordinal(&self) -> i32 {
+        self.ordinal
     }
 
     /// The `sm_XY` name of the device's architecture.
@@ -118,16 +111,19 @@ impl CudaDevice {
         Ok(format!("sm_{major}{minor}"))
     }
 
-    /// Loads the assembly kernel from `cubin` (see [`crate::nvrtc::compile_cubin`]).
+    /// Loads the device kernels from `cubin` (see [`crate::nvrtc::compile_cubin`]).
     pub fn load_kernel(&self, cubin: &[u8]) -> Result<AssemblyKernel> {
-        let (module, function) = driver("loading the assembly kernel", || {
+        let (module, assemble, spans) = driver("loading the device kernels", || {
             self.ctx.bind_to_thread()?;
             // SAFETY: `cubin` is a complete image, read during the call only.
             let module = unsafe { result::module::load_data(cubin.as_ptr().cast()) }?;
-            let name = CString::new(KERNEL_NAME).expect("kernel names hold no NUL");
-            // SAFETY: the module was just loaded.
-            match unsafe { result::module::get_function(module, name) } {
-                Ok(function) => Ok((module, function)),
+            let get = |name: &str| {
+                let name = CString::new(name).expect("kernel names hold no NUL");
+                // SAFETY: the module was just loaded.
+                unsafe { result::module::get_function(module, name) }
+            };
+            match get(KERNEL_NAME).and_then(|a| Ok((a, get(SPANS_KERNEL_NAME)?))) {
+                Ok((assemble, spans)) => Ok((module, assemble, spans)),
                 Err(e) => {
                     // SAFETY: nothing uses the module.
                     let _ = unsafe { result::module::unload(module) };
@@ -138,14 +134,15 @@ impl CudaDevice {
         Ok(AssemblyKernel {
             ctx: Arc::clone(&self.ctx),
             module,
-            function,
+            assemble,
+            spans,
         })
     }
 
     /// Assembles the batch `plan` describes into new device memory: copies
     /// `staging` (the plan's sources, decoded, at `layouts`) and the boxes
-    /// to the device, then launches `kernel` over the fill boxes and then
-    /// the copy boxes. `on_release` runs after the batch memory is freed.
+    /// to the device, then launches `kernel` once over the plan's boxes.
+    /// `on_release` runs after the batch memory is freed.
     pub fn assemble(
         &self,
         kernel: &AssemblyKernel,
@@ -162,13 +159,11 @@ impl CudaDevice {
             let layouts = self
                 .stream
                 .clone_htod(non_empty(bytemuck::cast_slice(layouts)))?;
-            // SAFETY: the launches write every element (fills cover what copies do not).
+            // SAFETY: the launch writes every element (fills cover what copies do not).
             let mut out = unsafe { self.stream.alloc::<u8>(bytes.max(1)) }?;
-            for boxes in [&plan.fills, &plan.copies] {
-                let total = device_plan::total(boxes);
-                if total == 0 {
-                    continue;
-                }
+            let boxes = plan.boxes();
+            let total = device_plan::total(&boxes);
+            if total > 0 {
                 let boxes_d = self
                     .stream
                     .clone_htod(bytemuck::cast_slice::<_, u8>(boxes.as_slice()))?;
@@ -187,12 +182,12 @@ impl CudaDevice {
                     (&mut o as *mut u64).cast(),
                     (&mut bf16 as *mut i32).cast(),
                 ];
-                let grid = total.div_ceil(256).min(1 << 16) as u32;
+                let grid = total.div_ceil(256).min(1 << 20) as u32;
                 // SAFETY: the parameters match the kernel's signature, and
                 // the plan's boxes stay inside `staging` and `out`.
                 unsafe {
                     result::launch_kernel(
-                        kernel.function,
+                        kernel.assemble,
                         (grid, 1, 1),
                         (256, 1, 1),
                         0,
@@ -228,12 +223,15 @@ impl CudaDevice {
     }
 }
 
-/// The assembly kernel loaded into a device's context.
+/// The device kernels loaded into a device's context.
 #[derive(Debug)]
 pub struct AssemblyKernel {
     ctx: Arc<CudaContext>,
     module: sys::CUmodule,
-    function: sys::CUfunction,
+    /// `tessera_assemble`.
+    pub(crate) assemble: sys::CUfunction,
+    /// `tessera_copy_spans`.
+    pub(crate) spans: sys::CUfunction,
 }
 
 // SAFETY: module and function handles belong to the context, not to a

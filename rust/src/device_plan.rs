@@ -7,12 +7,16 @@
 
 use crate::dtype::DType;
 use crate::error::{Error, ErrorKind, Result};
+use crate::region::DimSel;
 use bytemuck::{Pod, Zeroable};
 
-/// CUDA C source of the assembly kernel (entry point `tessera_assemble`).
+/// CUDA C source of the device kernels (entry points `tessera_assemble`
+/// and `tessera_copy_spans`).
 pub const KERNEL_SOURCE: &str = include_str!("kernels/assemble.cu");
-/// Name of the kernel's entry point.
+/// Name of the assembly kernel's entry point.
 pub const KERNEL_NAME: &str = "tessera_assemble";
+/// Name of the span-copy kernel's entry point (see [`crate::device_batch::Span`]).
+pub const SPANS_KERNEL_NAME: &str = "tessera_copy_spans";
 /// Most dimensions a box may have (`MAX_RANK` in the kernel).
 pub const MAX_RANK: usize = 8;
 /// [`CopyBox::kind`] of a box that copies chunk elements.
@@ -72,8 +76,8 @@ pub struct SourceChunk {
     pub range: Option<(u64, u64)>,
 }
 
-/// Everything one batch needs on the device. Fill boxes run first (one
-/// launch), copy boxes second: copies may overwrite fills of clipped samples.
+/// Everything one batch needs on the device: fill boxes (places outside
+/// an array or in chunks that are not stored) and copy boxes, disjoint.
 #[derive(Debug, Clone)]
 pub struct DevicePlan {
     /// Output dtype: float32 or bfloat16.
@@ -166,6 +170,62 @@ impl DevicePlan {
         });
         Ok(())
     }
+}
+
+impl DevicePlan {
+    /// The boxes of the plan's single launch: fills, then copies. They are
+    /// disjoint (fills cover only places no copy writes), so the order in
+    /// which the kernel's threads run them does not matter.
+    pub fn boxes(&self) -> Vec<CopyBox> {
+        let base = total(&self.fills);
+        let copies = self.copies.iter().map(|b| CopyBox {
+            first: b.first + base,
+            ..*b
+        });
+        self.fills.iter().copied().chain(copies).collect()
+    }
+}
+
+/// The parts of a box outside an array of `shape`, as disjoint selections
+/// in box coordinates; `bounds` holds per dimension the box's first index
+/// (negative or past the end where it leaves the array) and its size.
+pub fn outside(bounds: &[(i64, u64)], shape: &[u64]) -> Vec<Vec<DimSel>> {
+    let sel = |from: u64, to: u64| DimSel {
+        first: from,
+        count: to - from,
+        step: 1,
+        out_first: from,
+    };
+    // The part inside the array, per dimension, in box coordinates.
+    let inside: Vec<(u64, u64)> = bounds
+        .iter()
+        .zip(shape)
+        .map(|(&(start, count), &size)| {
+            let clamp = |v: i128| v.clamp(0, count as i128) as u64;
+            let lo = clamp(-(start as i128));
+            (lo, clamp(size as i128 - start as i128).max(lo))
+        })
+        .collect();
+    if inside.iter().any(|&(lo, hi)| lo == hi) {
+        return vec![bounds.iter().map(|&(_, c)| sel(0, c)).collect()];
+    }
+    let mut parts = Vec::new();
+    for d in 0..bounds.len() {
+        let count = bounds[d].1;
+        for (from, to) in [(0, inside[d].0), (inside[d].1, count)] {
+            if from < to {
+                let part = (0..bounds.len())
+                    .map(|e| match e.cmp(&d) {
+                        std::cmp::Ordering::Less => sel(inside[e].0, inside[e].1),
+                        std::cmp::Ordering::Equal => sel(from, to),
+                        std::cmp::Ordering::Greater => sel(0, bounds[e].1),
+                    })
+                    .collect();
+                parts.push(part);
+            }
+        }
+    }
+    parts
 }
 
 /// Elements covered by `boxes` (the `total` argument of a launch).

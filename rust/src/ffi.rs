@@ -6,7 +6,7 @@
 use crate::arrow;
 use crate::batch;
 use crate::buffer::{Location, SharedBuffer};
-use crate::cuda::CudaDevice;
+use crate::device_exec::DeviceAssembler;
 use crate::dlpack::{self, TensorLayout};
 use crate::downsample;
 use crate::dtype::DType;
@@ -868,53 +868,6 @@ pub unsafe extern "C" fn tessera_batch_stats(
     }
 }
 
-/// Opens CUDA device `ordinal` for batch transfers; writes its handle to
-/// `*out`. Without a CUDA driver or device this is an error (status 7).
-///
-/// # Safety
-/// `out` must be valid for one pointer; `err` for `err_len` bytes.
-#[no_mangle]
-pub unsafe extern "C" fn tessera_cuda_device_open(
-    ordinal: u32,
-    out: *mut *mut CudaDevice,
-    err: *mut u8,
-    err_len: usize,
-) -> i32 {
-    guarded(err, err_len, || store_out(out, CudaDevice::open(ordinal)?))
-}
-
-/// Frees a CUDA device handle (null is ignored). Batches copied to it stay valid.
-///
-/// # Safety
-/// `device` must be null or a live handle, freed once, with no call using it.
-#[no_mangle]
-pub unsafe extern "C" fn tessera_cuda_device_free(device: *mut CudaDevice) {
-    if !device.is_null() {
-        drop(Box::from_raw(device));
-    }
-}
-
-/// Copies a host batch to a CUDA device; writes the device buffer to `*out`.
-///
-/// # Safety
-/// Handles must be live for the call; `out` valid for one pointer.
-#[no_mangle]
-pub unsafe extern "C" fn tessera_batch_upload(
-    executor: *const batch::Executor,
-    device: *const CudaDevice,
-    buffer: *const SharedBuffer,
-    out: *mut *mut SharedBuffer,
-    err: *mut u8,
-    err_len: usize,
-) -> i32 {
-    guarded(err, err_len, || {
-        let executor = handle(executor, "batch executor")?;
-        let device = handle(device, "CUDA device")?;
-        let buffer = handle(buffer, "buffer")?;
-        store_out(out, executor.upload(device, buffer)?)
-    })
-}
-
 /// Where a buffer lives: -1 for host memory, else the CUDA device ordinal.
 ///
 /// # Safety
@@ -924,5 +877,89 @@ pub unsafe extern "C" fn tessera_buffer_device(buffer: *const SharedBuffer) -> i
     match buffer.as_ref().map(|b| b.location()) {
         Some(Location::Cuda(ordinal)) => ordinal,
         _ => -1,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Streaming pipeline on CUDA: batches decoded and assembled on the device
+// (see crate::device_exec and src/pipeline.ts).
+
+/// Opens CUDA device `ordinal` for device-assembled batches of at most
+/// `budget` device bytes (batches plus staging): compiles the kernels with
+/// NVRTC and loads nvCOMP when present. Writes the handle to `*out`.
+///
+/// # Safety
+/// `out` must be valid for one pointer; `err` for `err_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_cuda_assembler_new(
+    ordinal: u32,
+    budget: u64,
+    out: *mut *mut DeviceAssembler,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        store_out(out, DeviceAssembler::open(ordinal, budget)?)
+    })
+}
+
+/// Frees a device assembler (null is ignored). Batches it made stay valid.
+///
+/// # Safety
+/// `assembler` must be null or a live handle, freed once, with no call using it.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_cuda_assembler_free(assembler: *mut DeviceAssembler) {
+    if !assembler.is_null() {
+        drop(Box::from_raw(assembler));
+    }
+}
+
+/// Assembles one batch (see `crate::batch` for `desc`) on the device; the
+/// batch counts in `executor`'s live bytes and stage totals. Writes the
+/// device buffer to `*out`.
+///
+/// # Safety
+/// Pointers must be valid for their lengths and, with every handle, live for the call.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_cuda_assemble(
+    executor: *const batch::Executor,
+    assembler: *const DeviceAssembler,
+    arrays: *const *const Array,
+    arrays_len: usize,
+    desc: *const i64,
+    desc_len: usize,
+    out: *mut *mut SharedBuffer,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        let executor = handle(executor, "batch executor")?;
+        let assembler = handle(assembler, "CUDA assembler")?;
+        let arrays = slice(arrays, arrays_len, "array handles")?
+            .iter()
+            .map(|&a| handle(a, "array"))
+            .collect::<Result<Vec<&Array>>>()?;
+        let words = slice(desc, desc_len, "batch descriptor")?;
+        store_out(out, assembler.assemble(executor, &arrays, words)?)
+    })
+}
+
+/// Writes the assembler's counters (see `DeviceAssembler::counters`:
+/// nvCOMP version, device frames, CPU chunks, device chunks, staging
+/// bytes, device decode ns, bytes nvCOMP decoded) into `out` (at most
+/// `out_len` values).
+///
+/// # Safety
+/// `assembler` must be a live handle; `out` valid for `out_len` values.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_cuda_assembler_counters(
+    assembler: *const DeviceAssembler,
+    out: *mut u64,
+    out_len: usize,
+) {
+    if let (Some(a), false) = (assembler.as_ref(), out.is_null()) {
+        let values = a.counters();
+        let n = out_len.min(values.len());
+        std::ptr::copy_nonoverlapping(values.as_ptr(), out, n);
     }
 }

@@ -12,19 +12,89 @@ use std::path::Path;
 pub const SONAME: &str = "libnvcomp.so.5";
 /// Batched zstd entry points the device decode needs.
 pub const ZSTD_SYMBOLS: [&str; 3] = [
+    "nvcompBatchedZstdDecompressGetRequiredAlignments",
     "nvcompBatchedZstdDecompressGetTempSizeAsync",
-    "nvcompBatchedZstdGetDecompressSizeAsync",
     "nvcompBatchedZstdDecompressAsync",
 ];
 /// Largest block a zstd frame may hold (RFC 8878, `Block_Maximum_Size`).
 const MAX_BLOCK: usize = 128 << 10;
 const ZSTD_MAGIC: u32 = 0xFD2F_B528;
 
+/// `nvcompBatchedZstdDecompressOpts_t`: the backend, then reserved zeros.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct DecompressOpts {
+    backend: c_int,
+    reserved: [u8; 60],
+}
+
+/// Default options: nvCOMP picks the backend.
+const DEFAULT_OPTS: DecompressOpts = DecompressOpts {
+    backend: 0,
+    reserved: [0; 60],
+};
+
+/// `nvcompAlignmentRequirements_t`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Alignments {
+    /// Alignment of each compressed input.
+    pub input: usize,
+    /// Alignment of each decompressed output.
+    pub output: usize,
+    /// Alignment of the temporary space.
+    pub temp: usize,
+}
+
+type GetAlignments = unsafe extern "C" fn(DecompressOpts, *mut Alignments) -> c_int;
+type GetTempSize = unsafe extern "C" fn(usize, usize, DecompressOpts, *mut usize, usize) -> c_int;
+type Decompress = unsafe extern "C" fn(
+    *const *const c_void,
+    *const usize,
+    *const usize,
+    *mut usize,
+    usize,
+    *mut c_void,
+    usize,
+    *const *mut c_void,
+    DecompressOpts,
+    *mut c_int,
+    *mut c_void,
+) -> c_int;
+
 /// A loaded libnvcomp of major version 5 with the batched zstd API.
 #[derive(Debug)]
 pub struct Nvcomp {
     _library: libloading::Library,
     version: u32,
+    alignments: Alignments,
+    temp_size: GetTempSize,
+    decompress: Decompress,
+}
+
+/// Where nvCOMP's batched zstd decode reads and writes, all device
+/// addresses: arrays of `count` entries (pointers and sizes), the temporary
+/// space, and the outputs nvCOMP writes (decoded sizes and statuses).
+#[derive(Debug, Clone, Copy)]
+pub struct ZstdBatch {
+    /// Frames in the batch.
+    pub count: usize,
+    /// `const void*[count]`: compressed frames.
+    pub in_ptrs: u64,
+    /// `size_t[count]`: their sizes.
+    pub in_sizes: u64,
+    /// `size_t[count]`: room for each decoded frame.
+    pub out_sizes: u64,
+    /// `void*[count]`: where each frame decodes to.
+    pub out_ptrs: u64,
+    /// `size_t[count]`, written: decoded sizes.
+    pub actual_sizes: u64,
+    /// `nvcompStatus_t[count]`, written: per-frame statuses.
+    pub statuses: u64,
+    /// Temporary space and its size.
+    pub temp: u64,
+    /// Bytes of temporary space.
+    pub temp_len: usize,
 }
 
 impl Nvcomp {
@@ -63,16 +133,115 @@ impl Nvcomp {
             unsafe { library.get::<*const c_void>(name.as_bytes()) }
                 .map_err(|e| absent(format!("{name}: {e}")))?;
         }
+        // SAFETY: the types are the declarations of nvcomp/zstd.h (nvCOMP 5).
+        let (get_alignments, temp_size, decompress) = unsafe {
+            let get = |name: &[u8]| {
+                library
+                    .get::<*const c_void>(name)
+                    .map(|s| *s)
+                    .map_err(|e| absent(e.to_string()))
+            };
+            (
+                std::mem::transmute::<*const c_void, GetAlignments>(get(
+                    b"nvcompBatchedZstdDecompressGetRequiredAlignments\0",
+                )?),
+                std::mem::transmute::<*const c_void, GetTempSize>(get(
+                    b"nvcompBatchedZstdDecompressGetTempSizeAsync\0",
+                )?),
+                std::mem::transmute::<*const c_void, Decompress>(get(
+                    b"nvcompBatchedZstdDecompressAsync\0",
+                )?),
+            )
+        };
+        let mut alignments = Alignments::default();
+        // SAFETY: a host-only query writing the struct.
+        let status = unsafe { get_alignments(DEFAULT_OPTS, &mut alignments) };
+        if status != 0 || !alignments.input.is_power_of_two() || alignments.input > 4096 {
+            return Err(absent(format!(
+                "alignment query failed (status {status}, {alignments:?})"
+            )));
+        }
         Ok(Self {
             _library: library,
             version,
+            alignments,
+            temp_size,
+            decompress,
         })
+    }
+
+    /// Buffer alignments the batched zstd decode needs.
+    pub fn alignments(&self) -> Alignments {
+        self.alignments
+    }
+
+    /// Bytes of temporary device space to decode `count` frames of at most
+    /// `max_len` and in all `total_len` decoded bytes.
+    pub fn temp_size(&self, count: usize, max_len: usize, total_len: usize) -> Result<usize> {
+        let mut bytes = 0usize;
+        // SAFETY: a host-only computation writing `bytes`.
+        let status =
+            unsafe { (self.temp_size)(count, max_len, DEFAULT_OPTS, &mut bytes, total_len) };
+        if status != 0 {
+            return Err(Error::new(
+                ErrorKind::Cuda,
+                format!("nvCOMP zstd temporary size for {count} frames: status {status}"),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Enqueues the batched zstd decode of `batch` on `stream` (a `CUstream`).
+    ///
+    /// # Safety
+    /// Every address in `batch` must be device memory of the documented
+    /// size, in the current context, and stay alive until the stream
+    /// reaches this point; the frames must have passed [`validate_zstd_frame`].
+    pub unsafe fn decompress(&self, batch: &ZstdBatch, stream: *mut c_void) -> Result<()> {
+        let status = (self.decompress)(
+            batch.in_ptrs as usize as *const *const c_void,
+            batch.in_sizes as usize as *const usize,
+            batch.out_sizes as usize as *const usize,
+            batch.actual_sizes as usize as *mut usize,
+            batch.count,
+            batch.temp as usize as *mut c_void,
+            batch.temp_len,
+            batch.out_ptrs as usize as *const *mut c_void,
+            DEFAULT_OPTS,
+            batch.statuses as usize as *mut c_int,
+            stream,
+        );
+        if status != 0 {
+            return Err(Error::new(
+                ErrorKind::Cuda,
+                format!(
+                    "nvcompBatchedZstdDecompressAsync of {} frames: status {status}",
+                    batch.count
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// nvCOMP's version: major·1000 + minor·100 + patch.
     pub fn version(&self) -> u32 {
         self.version
     }
+}
+
+/// Finds `libnvcomp.so.5` of the `nvidia-libnvcomp-cu13` wheel in a Python
+/// environment: `venv/lib/python3*/site-packages/nvidia/libnvcomp/lib64`.
+pub fn find_in_venv(venv: &Path) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(venv.join("lib"))
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
+        .map(|e| {
+            e.path()
+                .join("site-packages/nvidia/libnvcomp/lib64")
+                .join(SONAME)
+        })
+        .find(|p| p.is_file())
 }
 
 /// Checks that `frame` is exactly one well-formed zstd frame, without a
@@ -175,6 +344,26 @@ mod tests {
         // A library without nvCOMP's symbols.
         let e = Nvcomp::load(Path::new("libc.so.6")).unwrap_err();
         assert!(e.message.contains("nvcompGetProperties"), "{}", e.message);
+    }
+
+    #[test]
+    fn the_wheel_library_loads_and_answers_host_queries_without_a_gpu() {
+        // tests/interop/requirements.txt pins nvidia-libnvcomp-cu13, so the
+        // test environment has it; its host-side queries need no device.
+        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv");
+        let path = std::env::var_os("TESSERA_NVCOMP")
+            .map(std::path::PathBuf::from)
+            .or_else(|| find_in_venv(&venv))
+            .expect("no libnvcomp.so.5 in .venv (`deno task test` installs nvidia-libnvcomp-cu13)");
+        let nvcomp = Nvcomp::load(&path).unwrap();
+        assert_eq!(nvcomp.version() / 1000, 5, "{}", nvcomp.version());
+        let a = nvcomp.alignments();
+        assert!(a.input.is_power_of_two() && a.output.is_power_of_two() && a.temp >= 1);
+        assert!(a.input <= crate::device_batch::ALIGN as usize);
+        assert!(a.output <= crate::device_batch::ALIGN as usize);
+        let small = nvcomp.temp_size(10, 64 << 10, 640 << 10).unwrap();
+        let large = nvcomp.temp_size(1000, 64 << 10, 64 << 20).unwrap();
+        assert!(large > small, "{small} {large}");
     }
 
     fn sample() -> Vec<u8> {

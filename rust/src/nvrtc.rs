@@ -163,19 +163,21 @@ pub fn test_library() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device_plan::{KERNEL_NAME, KERNEL_SOURCE};
+    use crate::device_plan::{KERNEL_NAME, KERNEL_SOURCE, SPANS_KERNEL_NAME};
 
     fn venv_nvrtc() -> PathBuf {
         test_library()
     }
 
     #[test]
-    fn the_assembly_kernel_compiles_to_an_sm90_cubin() {
+    fn the_device_kernels_compile_to_an_sm90_cubin() {
         let cubin = compile_cubin(&venv_nvrtc(), KERNEL_SOURCE, KERNEL_NAME, "sm_90").unwrap();
         // An ELF image holding the kernel's entry point.
         assert_eq!(&cubin[..4], b"\x7fELF");
-        let entry = KERNEL_NAME.as_bytes();
-        assert!(cubin.windows(entry.len()).any(|w| w == entry));
+        for entry in [KERNEL_NAME, SPANS_KERNEL_NAME] {
+            let entry = entry.as_bytes();
+            assert!(cubin.windows(entry.len()).any(|w| w == entry));
+        }
     }
 
     #[test]

@@ -4,33 +4,30 @@
  *
  *     deno task test:gpu
  *
- * Consumers come from the machine's own Python (`python3` on PATH, or
- * `TESSERA_GPU_PYTHON`), embedded in this process: torch (and cupy for
- * float32) import the batches through DLPack. Stores are written by
- * tessera (zstd, sharded and plain), so no network access is needed.
+ * Without a usable device, libnvrtc or nvCOMP they fail at the first test
+ * with the reason. Consumers come from the machine's own Python (`python3`
+ * on PATH, or `TESSERA_GPU_PYTHON`), embedded in this process: torch and
+ * cupy import the batches through DLPack. Stores are written by
+ * zarr-python from the test venv (tests/interop/pipeline_peer.py).
  *
  * - batches on cuda:0 equal the CPU executor's bit for bit, for every
- *   source dtype and both output dtypes, samples crossing every edge;
- * - torch.from_dlpack and cupy.from_dlpack see the device pointer;
+ *   source dtype and both output dtypes, raw zstd and blosc-zstd (shuffle,
+ *   no shuffle, bitshuffle) stores, sharded and plain, plus codecs decoded
+ *   on the CPU (blosc-lz4, gzip), samples crossing every edge; with nvCOMP
+ *   and with `TESSERA_NVCOMP=off` (zstd decoded on the CPU);
+ * - torch.from_dlpack and cupy.from_dlpack see the device pointer and the values;
  * - a DLPack consumer keeps a released batch alive;
  * - 1000 batches leave no live batches and device memory where it started.
  */
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { createArray, type DType, pipeline, type PipelineBatch } from "../../mod.ts";
+import { pipeline, type PipelineBatch } from "../../mod.ts";
 import { Python } from "../../python.ts";
+import { ROOT, runPython, tempDir } from "../helpers.ts";
 
-const SOURCES: DType[] = [
-  "uint8",
-  "int8",
-  "uint16",
-  "int16",
-  "uint32",
-  "int32",
-  "float16",
-  "float32",
-];
+const PEER = join(ROOT, "tests", "interop", "pipeline_peer.py");
+
 const SAMPLE = [9, 11, 10];
 
 async function systemPython(): Promise<Python> {
@@ -61,49 +58,34 @@ class CudaTensor:
   return py;
 }
 
-/** Writes one 3-D array per source dtype, with values that exercise the casts. */
-async function stores(): Promise<string[]> {
-  const dir = await Deno.makeTempDir({ prefix: "tessera-gpu-" });
-  const shape = [21, 34, 27];
-  const n = shape.reduce((a, b) => a * b, 1);
-  const paths: string[] = [];
-  for (const [i, dtype] of SOURCES.entries()) {
-    const path = join(dir, `${dtype}.zarr`);
-    using w = await createArray(path, {
-      shape,
-      dtype,
-      chunks: [8, 8, 8],
-      shards: i % 2 ? [16, 16, 16] : undefined,
-      fillValue: 3,
-      dimensionNames: ["z", "y", "x"],
-    });
-    const bytes = new Uint8Array(n * Number(dtype.match(/\d+/)![0]) / 8);
-    let seed = 12345 + i;
-    for (let k = 0; k < bytes.length; k++) {
-      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-      bytes[k] = seed >>> 24;
-    }
-    if (dtype === "float16" || dtype === "float32") {
-      // Finite values only in every other element's exponent, so NaN payloads stay rare.
-      const size = dtype === "float16" ? 2 : 4;
-      for (let k = size - 1; k < bytes.length; k += size) bytes[k] &= 0x3f;
-    }
-    await w.write(new (dtype === "float16" ? Uint16Array : Uint8Array)(bytes.buffer));
-    paths.push(path);
-  }
-  return paths;
+interface StoreInfo {
+  name: string;
+  path: string;
+  shape: number[];
 }
 
-function samples(paths: string[], count: number) {
+/** Stores of every source dtype × zstd / blosc-zstd × sharded / plain, and the device extras. */
+async function stores(): Promise<StoreInfo[]> {
+  const dir = await tempDir("tessera-gpu-");
+  const all: StoreInfo[] = [];
+  for (const command of ["write", "write-device"]) {
+    const out = await runPython([PEER, command, join(dir, command)]);
+    all.push(...(JSON.parse(out) as StoreInfo[]).filter((s) => s.shape.length === 3));
+  }
+  return all;
+}
+
+function samples(stores: StoreInfo[], count: number) {
   let seed = 99;
   const next = (lo: number, hi: number) => {
     seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
     return lo + seed % (hi - lo + 1);
   };
   return Array.from({ length: count }, (_, i) => {
-    const [z, y, x] = [21, 34, 27].map((n, d) => next(-SAMPLE[d] + 1, n - 1));
+    const store = stores[i % stores.length];
+    const [z, y, x] = store.shape.map((n, d) => next(-SAMPLE[d] + 1, n - 1));
     return {
-      uri: paths[i % paths.length],
+      uri: store.path,
       box: {
         z: [z, z + SAMPLE[0]] as [number, number],
         y: [y, y + SAMPLE[1]] as [number, number],
@@ -119,50 +101,86 @@ async function sha256(batch: PipelineBatch): Promise<string> {
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-Deno.test("cuda batches equal the CPU executor's for every source and output dtype; torch and cupy see them", async () => {
-  const py = await systemPython();
-  const paths = await stores();
-  const pushed = samples(paths, 8 * SOURCES.length);
-  for (const dtype of ["float32", "bfloat16"] as const) {
-    const config = { samplesPerBatch: 8, sampleShape: SAMPLE, dtype };
-    await using cpu = pipeline(config);
-    await using gpu = pipeline({ ...config, device: "cuda:0" });
-    for (const s of pushed) {
-      cpu.push(s);
-      gpu.push(s);
-    }
-    for (let b = 0; b < SOURCES.length; b++) {
-      using host = await cpu.pop();
-      using device = await gpu.pop();
-      assert.equal(device.device, "cuda:0");
-      const capsule = device.toDLPack({ versioned: false });
-      const address = Deno.UnsafePointer.value(capsule);
-      py.exec(`t = torch.from_dlpack(CudaTensor(${address}, 0))`);
-      assert.equal(py.eval("t.device.type"), "cuda");
-      assert.equal(BigInt(py.eval("t.data_ptr()")), device.address, "zero copy");
-      assert.equal(py.eval("list(t.shape)"), `[8, ${SAMPLE.join(", ")}]`);
-      const digest = py.eval(
-        "hashlib.sha256(t.cpu().contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()",
-      );
-      assert.equal(digest, await sha256(host), `${dtype} batch ${b} (${SOURCES[b]})`);
-      py.exec("del t");
-      if (dtype === "float32") {
-        const again = Deno.UnsafePointer.value(device.toDLPack({ versioned: false }));
-        py.exec(`import cupy\nc = cupy.from_dlpack(CudaTensor(${again}, 0))`);
-        assert.equal(BigInt(py.eval("c.data.ptr")), device.address, "cupy: zero copy");
-        const cupyDigest = py.eval(
-          "hashlib.sha256(cupy.asnumpy(c).view('uint8').tobytes()).hexdigest()",
-        );
-        assert.equal(cupyDigest, await sha256(host));
-        py.exec("del c");
-      }
-    }
+Deno.test("cuda: the device, libnvrtc and nvCOMP are usable", async () => {
+  let pipe;
+  try {
+    pipe = pipeline({
+      samplesPerBatch: 1,
+      sampleShape: SAMPLE,
+      dtype: "float32",
+      device: "cuda:0",
+    });
+  } catch (e) {
+    throw new Error(`deno task test:gpu needs a CUDA device: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
+  const nvcomp = pipe.stats().cuda?.nvcomp ?? 0;
+  await pipe.close();
+  assert.ok(
+    nvcomp >= 5000,
+    "nvCOMP 5 was not found: install nvidia-libnvcomp-cu13 into .venv or set TESSERA_NVCOMP",
+  );
 });
+
+for (const nvcomp of [true, false]) {
+  Deno.test(`cuda batches equal the CPU executor's (nvCOMP ${nvcomp ? "on" : "off"}); torch and cupy see them`, async () => {
+    const py = await systemPython();
+    const all = await stores();
+    const perBatch = 8;
+    const pushed = samples(all, perBatch * all.length);
+    if (nvcomp) Deno.env.delete("TESSERA_NVCOMP");
+    else Deno.env.set("TESSERA_NVCOMP", "off");
+    try {
+      for (const dtype of ["float32", "bfloat16"] as const) {
+        const config = { samplesPerBatch: perBatch, sampleShape: SAMPLE, dtype };
+        await using cpu = pipeline(config);
+        await using gpu = pipeline({ ...config, device: "cuda:0" });
+        for (const s of pushed) {
+          cpu.push(s);
+          gpu.push(s);
+        }
+        for (let b = 0; b < all.length; b++) {
+          using host = await cpu.pop();
+          using device = await gpu.pop();
+          assert.equal(device.device, "cuda:0");
+          const capsule = device.toDLPack({ versioned: false });
+          const address = Deno.UnsafePointer.value(capsule);
+          py.exec(`t = torch.from_dlpack(CudaTensor(${address}, 0))`);
+          assert.equal(py.eval("t.device.type"), "cuda");
+          assert.equal(BigInt(py.eval("t.data_ptr()")), device.address, "zero copy");
+          assert.equal(py.eval("list(t.shape)"), `[${perBatch}, ${SAMPLE.join(", ")}]`);
+          const digest = py.eval(
+            "hashlib.sha256(t.cpu().contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()",
+          );
+          assert.equal(digest, await sha256(host), `${dtype} batch ${b}`);
+          py.exec("del t");
+          if (dtype === "float32" && nvcomp) {
+            const again = Deno.UnsafePointer.value(device.toDLPack({ versioned: false }));
+            py.exec(`import cupy\nc = cupy.from_dlpack(CudaTensor(${again}, 0))`);
+            assert.equal(BigInt(py.eval("c.data.ptr")), device.address, "cupy: zero copy");
+            const cupyDigest = py.eval(
+              "hashlib.sha256(cupy.asnumpy(c).view('uint8').tobytes()).hexdigest()",
+            );
+            assert.equal(cupyDigest, await sha256(host));
+            py.exec("del c");
+          }
+        }
+        const counters = gpu.stats().cuda!;
+        // Blosc-lz4, gzip and bitshuffled chunks always decode on the CPU.
+        assert.ok(counters.cpuChunks > 0 && counters.deviceChunks > 0, JSON.stringify(counters));
+        if (nvcomp) assert.ok(counters.nvcomp >= 5000 && counters.deviceFrames > 0);
+        else assert.ok(counters.nvcomp === 0 && counters.deviceFrames === 0);
+      }
+    } finally {
+      Deno.env.delete("TESSERA_NVCOMP");
+    }
+  });
+}
 
 Deno.test("cuda: a DLPack consumer keeps a released batch alive; 1000 batches leave no device memory behind", async () => {
   const py = await systemPython();
-  const [path] = await stores();
+  const path = (await stores()).find((s) => s.name === "uint16-zstd-sharded")!.path;
   await using pipe = pipeline({
     samplesPerBatch: 4,
     sampleShape: [16, 16, 16],
@@ -195,6 +213,7 @@ Deno.test("cuda: a DLPack consumer keeps a released batch alive; 1000 batches le
     assert.equal(b.device, "cuda:0");
   }
   assert.equal(pipe.stats().liveBytes, 0);
+  assert.ok(pipe.stats().cuda!.deviceFrames > 0, "decoded by nvCOMP");
   const lost = before - free();
   assert.ok(lost < 16 << 20, `device memory fell by ${lost} bytes over 1000 batches`);
 });

@@ -8,6 +8,12 @@ write OUTDIR
     plus one 4-D (c, z, y, x) uint16 array. Prints a JSON list of
     {name, path, dtype, shape, fill}.
 
+write-device OUTDIR
+    Writes the extra stores of the GPU tests (tests/gpu/pipeline_gpu.ts):
+    uint16 and float32, sharded, as blosc-zstd without shuffle and with
+    bitshuffle, blosc-lz4 and gzip (the last three decode on the CPU in
+    the CUDA path). Prints the same JSON list.
+
 read CASES_JSON OUTDIR
     CASES_JSON: {"sample_shape": [...], "samples": [{"path", "box":
     [[start, stop] | index, ...]}]}. Reads each box with tensorstore (the
@@ -49,9 +55,9 @@ def fill_of(dtype: np.dtype):
     return 1.5 if dtype.kind == "f" else 3
 
 
-def write(outdir: str) -> None:
+def write(outdir: str, device_extras: bool = False) -> None:
     import zarr
-    from zarr.codecs import BloscCodec, ZstdCodec
+    from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
 
     rng = np.random.default_rng(20261201)
     stores = []
@@ -78,6 +84,19 @@ def write(outdir: str) -> None:
             {"name": name, "path": path, "dtype": dtype, "shape": list(shape), "fill": fill_of(dt)}
         )
 
+    if device_extras:
+        extras = {
+            "blosc-noshuffle": BloscCodec(cname="zstd", clevel=3, shuffle="noshuffle"),
+            "blosc-bitshuffle": BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),
+            "blosc-lz4": BloscCodec(cname="lz4", clevel=3, shuffle="shuffle"),
+            "gzip": GzipCodec(level=3),
+        }
+        for dtype in ("uint16", "float32"):
+            for codec, compressor in extras.items():
+                create(f"{dtype}-{codec}-sharded", SHAPE, dtype, CHUNKS, SHARDS, compressor,
+                       ["z", "y", "x"])
+        print(json.dumps(stores))
+        return
     for dtype in DTYPES:
         for codec in ("zstd", "blosc"):
             for sharded in (True, False):
@@ -150,6 +169,8 @@ def read(cases_json: str, outdir: str) -> None:
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "write":
         write(argv[1])
+    elif len(argv) == 2 and argv[0] == "write-device":
+        write(argv[1], device_extras=True)
     elif len(argv) == 3 and argv[0] == "read":
         read(argv[1], argv[2])
     else:

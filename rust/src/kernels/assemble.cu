@@ -141,3 +141,20 @@ extern "C" __global__ void tessera_assemble(
         else ((u32*)out)[dst] = bits;
     }
 }
+
+// A copy of `len` bytes within the arena (Span in rust/src/device_batch.rs).
+struct Span {
+    u64 src;
+    u64 dst;
+    u64 len;
+};
+
+// Copies spans within the arena, one block per span: stored blosc streams
+// and uncompressed chunks to their decoded place, and zstd frames to the
+// aligned slots nvCOMP reads. Sources and destinations never overlap.
+extern "C" __global__ void tessera_copy_spans(u8* arena, const Span* spans, u32 nspans) {
+    for (u32 k = blockIdx.x; k < nspans; k += gridDim.x) {
+        const Span s = spans[k];
+        for (u64 i = threadIdx.x; i < s.len; i += blockDim.x) arena[s.dst + i] = arena[s.src + i];
+    }
+}
