@@ -143,9 +143,14 @@ class Child {
     }
     // Keep draining stdout so the child never blocks on a full pipe.
     proc.stdout.pipeTo(new WritableStream()).catch(() => {});
-    const ready = JSON.parse(line.slice(0, line.indexOf("\n")));
-    await waitForPort(ready.port, what);
-    return { child, ready };
+    try {
+      const ready = JSON.parse(line.slice(0, line.indexOf("\n")));
+      await waitForPort(ready.port, what);
+      return { child, ready };
+    } catch (e) {
+      await child.close();
+      throw e;
+    }
   }
 
   async #drainStderr(): Promise<void> {
@@ -184,7 +189,8 @@ async function waitForPort(port: number, what: string): Promise<void> {
       (await Deno.connect({ hostname: "127.0.0.1", port })).close();
       return;
     } catch (e) {
-      if (Date.now() > deadline) {
+      // Only "not listening yet" is worth waiting for (not, e.g., a missing permission).
+      if (!(e instanceof Deno.errors.ConnectionRefused) || Date.now() > deadline) {
         throw new Error(`${what}: port ${port} does not answer: ${e}`);
       }
       await new Promise((r) => setTimeout(r, 50));
