@@ -16,7 +16,7 @@ use crate::read::{give_read_buffer, merge_ranges, partial_shard, take_read_buffe
 use crate::region::{for_each_combination, split, DimSel};
 use crate::shard;
 use crate::spec::ShardingSpec;
-use crate::store::StoredObject;
+use crate::storage::{self, Object};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -460,7 +460,7 @@ pub fn device_plan(arrays: &[&Array], words: &[i64]) -> Result<DevicePlan> {
         let array = arrays[job.array];
         let spec = &array.spec;
         let key = spec.keys.key(&job.coords);
-        let context = |e: Error| e.context(array.store.path(&key).display());
+        let context = |e: Error| e.context(array.store.describe(&key));
         let object = array.store.open(&key).map_err(context)?;
         let shard = partial_shard(&spec.codecs).filter(|_| spec.codecs.transposes.is_empty());
         match (object, shard) {
@@ -472,9 +472,8 @@ pub fn device_plan(arrays: &[&Array], words: &[i64]) -> Result<DevicePlan> {
             (Some(object), Some(s)) => {
                 let grid = s.grid(&spec.chunk_shape);
                 let n = codec::element_count(&grid) as u64;
-                let (start, len) = shard::index_range(s, n, object.len()).map_err(context)?;
-                let index_bytes = object.read_at(start, len).map_err(context)?;
-                let index = shard::decode_index(s, &index_bytes, object.len()).map_err(context)?;
+                let index = storage::load_index(&object, s, n).map_err(context)?;
+                let index = &index.entries;
                 let strides = s.inner.logical_strides(&s.inner_shape);
                 for (linear, targets) in inner_targets(&job, s, &grid)? {
                     let Some(range) = index[linear as usize] else {
@@ -602,7 +601,7 @@ impl Batch<'_> {
         let array = self.arrays[job.array];
         let spec = &array.spec;
         let key = spec.keys.key(&job.coords);
-        let context = |e: Error| e.context(array.store.path(&key).display());
+        let context = |e: Error| e.context(array.store.describe(&key));
         let started = Instant::now();
         let object = array.store.open(&key).map_err(context)?;
         self.stats.add(Stage::Io, started, 0, 0);
@@ -664,15 +663,15 @@ impl Batch<'_> {
 
     /// Reads the inner chunks of a shard that the job's samples need:
     /// one index read, merged range reads, each inner chunk decoded once.
-    fn shard(&self, job: &ChunkJob, object: &StoredObject, s: &ShardingSpec) -> Result<()> {
+    fn shard(&self, job: &ChunkJob, object: &Object, s: &ShardingSpec) -> Result<()> {
         let spec = &self.arrays[job.array].spec;
         let grid = s.grid(&spec.chunk_shape);
         let n = codec::element_count(&grid) as u64;
         let started = Instant::now();
-        let (start, len) = shard::index_range(s, n, object.len())?;
-        let index_bytes = object.read_at(start, len)?;
+        let (_, len) = shard::index_range(s, n, object.len())?;
+        let index = storage::load_index(object, s, n)?;
         self.stats.add(Stage::Io, started, len, 1);
-        let index = shard::decode_index(s, &index_bytes, object.len())?;
+        let index = &index.entries;
         let inner = inner_targets(job, s, &grid)?;
         let mut stored = Vec::new();
         for (linear, targets) in &inner {
@@ -739,7 +738,10 @@ mod tests {
                 .write(&spec.keys.key(&[c]), bytemuck::cast_slice(&values))
                 .unwrap();
         }
-        Array { store, spec }
+        Array {
+            store: store.into(),
+            spec,
+        }
     }
 
     fn test_spec(n: u64) -> ArraySpec {
@@ -895,7 +897,7 @@ mod tests {
             }
         }
         let array = Array {
-            store: FsStore::new(dir),
+            store: FsStore::new(dir).into(),
             spec,
         };
         if !sharded {
