@@ -36,38 +36,31 @@ async function readRemoteNode(store: RemoteStore, prefix: string): Promise<Remot
     const file = store.keyUrl(child(prefix, "zarr.json"));
     return { node: parseNode(parseMetadataJson(v3, file, true), path, file), attributesFile: file };
   }
+  // Zarr v2: its three metadata objects at once (one round trip).
   const attributesFile = store.keyUrl(child(prefix, ".zattrs"));
-  const attributes = async () => {
-    const text = await store.getText(child(prefix, ".zattrs"));
-    if (text === undefined) return {};
-    const json = parseMetadataJson(text, attributesFile);
+  const [zarray, zgroup, zattrs] = await Promise.all(
+    [".zarray", ".zgroup", ".zattrs"].map((name) => store.getText(child(prefix, name))),
+  );
+  if (zarray === undefined && zgroup === undefined) return undefined;
+  let attributes: Record<string, unknown> = {};
+  if (zattrs !== undefined) {
+    const json = parseMetadataJson(zattrs, attributesFile);
     if (!isObject(json)) {
       throw new StorageError(`${attributesFile}: attributes are not a JSON object`);
     }
-    return json;
-  };
-  const zarray = await store.getText(child(prefix, ".zarray"));
+    attributes = json;
+  }
   if (zarray !== undefined) {
     const file = store.keyUrl(child(prefix, ".zarray"));
-    const array = parseV2Array(
-      parseMetadataJson(zarray, file, true),
-      await attributes(),
-      path,
-      file,
-    );
+    const array = parseV2Array(parseMetadataJson(zarray, file, true), attributes, path, file);
     return { node: { kind: "array", array }, attributesFile };
   }
-  const zgroup = await store.getText(child(prefix, ".zgroup"));
-  if (zgroup === undefined) return undefined;
   const file = store.keyUrl(child(prefix, ".zgroup"));
-  const json = parseMetadataJson(zgroup, file);
+  const json = parseMetadataJson(zgroup!, file);
   if (!isObject(json) || json.zarr_format !== 2) {
     throw new StorageError(`${file} (Zarr v2): zarr_format is not 2 (${describeJson(json)})`);
   }
-  return {
-    node: { kind: "group", group: { path, attributes: await attributes() } },
-    attributesFile,
-  };
+  return { node: { kind: "group", group: { path, attributes } }, attributesFile };
 }
 
 /** An image in a remote store: levels read through its native store. */
@@ -131,7 +124,10 @@ export async function openRemote(url: string, options: OpenOptions): Promise<Ima
     }
     const levels: LevelInfo[] = [];
     const prefixes = ngff.datasets.map((d) => d.path.replace(/^\.\/|\/+$/g, ""));
-    const nodes = await Promise.all(prefixes.map((p) => readRemoteNode(store, p)));
+    // Every level and the labels group at once: one or two round trips in all.
+    const [labelsNode, ...nodes] = await Promise.all(
+      ["labels", ...prefixes].map((p) => readRemoteNode(store, p)),
+    );
     const arrays: ArrayMetadata[] = nodes.map((found, i) => {
       const levelUrl = store.keyUrl(prefixes[i]);
       if (!found) throw new NotFound(`${levelUrl}: multiscale level does not exist`);
@@ -162,7 +158,6 @@ export async function openRemote(url: string, options: OpenOptions): Promise<Ima
         ...(d.translation ? { translation: d.translation } : {}),
       });
     });
-    const labelsNode = await readRemoteNode(store, "labels");
     const labels = labelsNode?.node.kind === "group"
       ? parseLabelList(labelsNode.node.group.attributes, labelsNode.attributesFile)
       : undefined;

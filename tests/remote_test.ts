@@ -15,6 +15,7 @@ import {
   NotFound,
   open,
   type OpenOptions,
+  pipeline,
   StorageError,
   writeOmeZarr,
 } from "../mod.ts";
@@ -311,4 +312,35 @@ Deno.test("remote options are validated", async () => {
   await assert.rejects(open("s3://bucket/x.zarr", { retries: -1 }), InvalidArgument);
   await assert.rejects(open("https://example.invalid/x.zarr", { region: "eu" }), InvalidArgument);
   await assert.rejects(open("s3:///x.zarr"), InvalidArgument);
+});
+
+Deno.test("pipeline: batches of samples from an HTTP store equal those from the local copy", async () => {
+  const ngff = await peerNgff();
+  await using http = await startHttp(ngff.dir);
+  const sample = [3, 20, 14];
+  const uris = [ngff.store, http.url("ngff.ome.zarr")];
+  const pipes = uris.map(() =>
+    pipeline({ samplesPerBatch: 4, sampleShape: sample, dtype: "float32" })
+  );
+  try {
+    for (let i = 0; i < 8; i++) {
+      const level = i % 2;
+      const box = {
+        t: i % 2,
+        c: i % 3,
+        z: [i % 4 - 1, i % 4 - 1 + sample[0]] as [number, number],
+        y: [3 * i - 4, 3 * i - 4 + sample[1]] as [number, number],
+        x: [5 * i - 6, 5 * i - 6 + sample[2]] as [number, number],
+      };
+      uris.forEach((uri, p) => pipes[p].push({ uri, level, box }));
+    }
+    for (let b = 0; b < 2; b++) {
+      using local = await pipes[0].pop();
+      using remote = await pipes[1].pop();
+      assert.deepEqual(remote.data(), local.data(), `batch ${b}`);
+    }
+  } finally {
+    for (const p of pipes) await p[Symbol.asyncDispose]();
+  }
+  assert.ok((await http.stats()).requests > 0);
 });

@@ -11,12 +11,13 @@ use crate::codec::{self, aligned_scratch, Elements};
 use crate::cuda::CudaDevice;
 use crate::device_plan::{DevicePlan, SourceChunk};
 use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
+use crate::prefetch::{self, Need};
 use crate::read::{give_read_buffer, merge_ranges, partial_shard, take_read_buffer, Array};
 use crate::region::{for_each_combination, split, DimSel};
 use crate::shard;
 use crate::spec::ShardingSpec;
-use crate::storage::{self, Object};
+use crate::storage::{self, Object, RemoteObject, Store};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -176,12 +177,18 @@ impl Executor {
             bytes as u64,
             desc.samples.len() as u64,
         );
+        let fetched = Instant::now();
+        let prefetched = prefetch_remote(arrays, &jobs)?;
+        if !prefetched.is_empty() {
+            self.stats.add(Stage::Io, fetched, 0, 0);
+        }
 
         let batch = Batch {
             arrays,
             placements: &placements,
             samples: &desc.samples,
             stats: &self.stats,
+            prefetched: &prefetched,
         };
         self.pool.install(|| -> Result<()> {
             placements
@@ -553,12 +560,56 @@ fn inner_targets(job: &ChunkJob, s: &ShardingSpec, grid: &[u64]) -> Result<Inner
 /// Per inner chunk (linear index): the samples it serves and their selections.
 type InnerTargets = BTreeMap<u64, Vec<(usize, Vec<DimSel>)>>;
 
+/// Objects of remote arrays fetched before assembly, by (array, chunk key).
+type Prefetched = HashMap<(usize, String), Option<RemoteObject>>;
+
+/// Fetches what `jobs` need from remote arrays (see [`crate::prefetch`]):
+/// each remote array on its own thread, so arrays do not wait on each other.
+fn prefetch_remote(arrays: &[&Array], jobs: &[ChunkJob]) -> Result<Prefetched> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = arrays
+            .iter()
+            .enumerate()
+            .filter_map(|(a, array)| match &array.store {
+                Store::Remote(remote) => Some((a, array, remote)),
+                Store::Fs(_) => None,
+            })
+            .map(|(a, array, remote)| {
+                scope.spawn(move || -> Result<Prefetched> {
+                    let needs: Vec<Need<'_>> = jobs
+                        .iter()
+                        .filter(|j| j.array == a)
+                        .map(|j| Need {
+                            key: array.spec.keys.key(&j.coords),
+                            sels: j.targets.iter().map(|t| t.sel.as_slice()).collect(),
+                        })
+                        .collect();
+                    let fetched = prefetch::prefetch(remote, &array.spec, &needs, false)?;
+                    Ok(fetched
+                        .into_iter()
+                        .map(|(k, o)| ((a, k), o))
+                        .collect::<Prefetched>())
+                })
+            })
+            .collect();
+        let mut out = Prefetched::new();
+        for handle in handles {
+            let fetched = handle
+                .join()
+                .map_err(|_| Error::new(ErrorKind::Internal, "remote prefetch panicked"))??;
+            out.extend(fetched);
+        }
+        Ok(out)
+    })
+}
+
 /// Shared state of one batch's assembly.
 struct Batch<'a> {
     arrays: &'a [&'a Array],
     placements: &'a [Placement],
     samples: &'a [(usize, Vec<BoxDim>)],
     stats: &'a Stats,
+    prefetched: &'a Prefetched,
 }
 
 impl Batch<'_> {
@@ -603,7 +654,10 @@ impl Batch<'_> {
         let key = spec.keys.key(&job.coords);
         let context = |e: Error| e.context(array.store.describe(&key));
         let started = Instant::now();
-        let object = array.store.open(&key).map_err(context)?;
+        let object = match self.prefetched.get(&(job.array, key.clone())) {
+            Some(fetched) => fetched.clone().map(Object::Remote),
+            None => array.store.open(&key).map_err(context)?,
+        };
         self.stats.add(Stage::Io, started, 0, 0);
         let shard = partial_shard(&spec.codecs).filter(|_| spec.codecs.transposes.is_empty());
         match (object, shard) {

@@ -29,13 +29,14 @@ pub type Prefetched = HashMap<String, Option<RemoteObject>>;
 /// A shard's index, and the index bytes when they were fetched for this read.
 type IndexOf = Option<(Arc<CachedIndex>, Option<(u64, bytes::Bytes)>)>;
 
-/// One outer chunk a read touches: its key and the selection inside it
-/// (in the array's dimension order).
+/// One outer chunk a read touches: its key and the selections inside it
+/// (in the array's dimension order; a batch may cut several samples from
+/// one chunk).
 pub struct Need<'a> {
     /// The chunk key.
     pub key: String,
-    /// The selection inside the chunk.
-    pub sel: &'a [DimSel],
+    /// The selections inside the chunk.
+    pub sels: Vec<&'a [DimSel]>,
 }
 
 /// Fetches what reading `needs` of the remote array `r` takes; with
@@ -139,20 +140,23 @@ pub fn prefetch(
             let Some((index, _)) = &indexes[i] else {
                 continue;
             };
-            let per_dim: Vec<Vec<(u64, DimSel)>> = order
-                .iter()
-                .zip(&s.inner_shape)
-                .map(|(&d, &size)| split(need.sel[d], size))
-                .collect();
             let mut ranges = Vec::new();
-            for_each_combination(&per_dim, |parts| {
-                let linear: u64 = parts.iter().zip(&grid_strides).map(|(p, g)| p.0 * g).sum();
-                if let Some(Some(range)) = index.entries.get(linear as usize) {
-                    ranges.push(*range);
-                }
-                Ok(())
-            })?;
+            for sel in &need.sels {
+                let per_dim: Vec<Vec<(u64, DimSel)>> = order
+                    .iter()
+                    .zip(&s.inner_shape)
+                    .map(|(&d, &size)| split(sel[d], size))
+                    .collect();
+                for_each_combination(&per_dim, |parts| {
+                    let linear: u64 = parts.iter().zip(&grid_strides).map(|(p, g)| p.0 * g).sum();
+                    if let Some(Some(range)) = index.entries.get(linear as usize) {
+                        ranges.push(*range);
+                    }
+                    Ok(())
+                })?;
+            }
             ranges.sort_unstable();
+            ranges.dedup();
             for (start, end, _) in merge_ranges(ranges.into_iter()) {
                 requests.push((r.full_key(&need.key), Fetch::Range(start..end)));
                 owners.push(i);

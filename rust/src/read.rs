@@ -139,7 +139,7 @@ fn traverse(
                 .iter()
                 .map(|(coords, sel)| Need {
                     key: spec.keys.key(coords),
-                    sel,
+                    sels: vec![sel],
                 })
                 .collect();
             Some(prefetch::prefetch(
