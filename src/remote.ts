@@ -226,7 +226,16 @@ export function invalidate(url?: string | URL): number {
   return Number(native().tessera_remote_invalidate(bytes, BigInt(bytes.length)));
 }
 
-/** Counters of the shard-index cache (see {@link indexCacheStats}). */
+/**
+ * Counters of the shard-index cache (see {@link indexCacheStats}).
+ *
+ * @example
+ * ```ts
+ * import { type IndexCacheStats, indexCacheStats } from "@tessera/tessera";
+ * const stats: IndexCacheStats = indexCacheStats();
+ * console.log(stats.hits / Math.max(1, stats.hits + stats.misses));
+ * ```
+ */
 export interface IndexCacheStats {
   /** Lookups answered from the cache since the process started. */
   hits: number;
