@@ -167,6 +167,45 @@ export const symbols = {
     nonblocking: true,
   },
   tessera_buffer_device: { parameters: ["pointer"], result: "i32" },
+  // Remote stores (S3, HTTP) and the shard-index cache: src/remote.ts.
+  tessera_remote_open: {
+    parameters: [
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "buffer",
+      "usize",
+    ],
+    result: "i32",
+  },
+  tessera_remote_free: { parameters: ["pointer"], result: "void" },
+  tessera_remote_get: {
+    parameters: ["pointer", "buffer", "usize", "buffer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  tessera_remote_array_open: {
+    parameters: [
+      "pointer",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "buffer",
+      "usize",
+    ],
+    result: "i32",
+  },
+  tessera_remote_invalidate: { parameters: ["buffer", "usize"], result: "u64" },
+  tessera_index_cache_configure: { parameters: ["u64"], result: "void" },
+  tessera_index_cache_stats: { parameters: ["buffer"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The bound native functions. */

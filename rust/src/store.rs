@@ -25,6 +25,8 @@ pub struct FsStore {
 pub struct StoredObject {
     file: File,
     len: u64,
+    /// Modification time in nanoseconds since the epoch (0: unknown).
+    modified: u64,
     path: PathBuf,
 }
 
@@ -103,9 +105,15 @@ impl FsStore {
                 if !meta.is_file() {
                     return Err(Error::storage(format!("{} is not a file", path.display())));
                 }
+                let modified = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos() as u64);
                 Ok(Some(StoredObject {
                     file,
                     len: meta.len(),
+                    modified,
                     path,
                 }))
             }
@@ -153,6 +161,11 @@ impl StoredObject {
     /// Whether the object is empty.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Modification time in nanoseconds since the epoch (0: unknown).
+    pub fn modified(&self) -> u64 {
+        self.modified
     }
 
     /// Path, for messages.
