@@ -32,7 +32,15 @@ import socket
 import struct
 import sys
 
-from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+try:
+    from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+except ImportError as e:  # fail loudly: the fixtures never skip
+    print(
+        f"fault_proxy: missing Python package ({e}); install tests/interop/requirements.txt "
+        "into .venv (deno run -A scripts/python_env.ts)",
+        file=sys.stderr,
+    )
+    sys.exit(3)
 
 # Headers that describe one hop, not the message; aiohttp sets its own.
 HOP_BY_HOP = {

@@ -81,15 +81,15 @@ def serve_http(root):
         await site.start()
         print(json.dumps({"port": site._server.sockets[0].getsockname()[1]}), flush=True)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, wait_until_stdin_closes_or_sigterm_in_thread)
+        await loop.run_in_executor(None, read_stdin_to_eof)
         await runner.cleanup()
 
     asyncio.run(main())
 
 
-def wait_until_stdin_closes_or_sigterm_in_thread():
-    # Signal handlers belong to the main thread; the thread only watches stdin
-    # and the main thread's SIGTERM handler ends the process.
+def read_stdin_to_eof():
+    # Runs in an executor thread; SIGTERM is handled by the main thread's
+    # handler, which ends the process.
     sys.stdin.buffer.read()
 
 
