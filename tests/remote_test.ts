@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   indexCacheStats,
+  info,
   InvalidArgument,
   invalidate,
   NotFound,
@@ -315,6 +316,11 @@ Deno.test("remote options are validated", async () => {
   await assert.rejects(open("s3://bucket/x.zarr", { retries: -1 }), InvalidArgument);
   await assert.rejects(open("https://example.invalid/x.zarr", { region: "eu" }), InvalidArgument);
   await assert.rejects(open("s3:///x.zarr"), InvalidArgument);
+  await assert.rejects(info("s3://bucket/x.zarr"), (e: Error) => {
+    assert.ok(e instanceof InvalidArgument);
+    assert.match(e.message, /open\(\)/);
+    return true;
+  });
 });
 
 Deno.test("pipeline: batches of samples from an HTTP store equal those from the local copy", async () => {
