@@ -170,6 +170,11 @@ export class Image implements Disposable {
 export function localPath(source: string | URL): string {
   if (source instanceof URL || /^[a-z][a-z0-9+.-]*:\/\//i.test(source)) {
     const url = new URL(source);
+    if (isRemote(url)) {
+      throw new InvalidArgument(
+        `${url.href}: remote stores are read by open() (and pipeline samples); this takes a local path`,
+      );
+    }
     if (url.protocol !== "file:") {
       throw new InvalidArgument(
         `${url.href}: only local paths, file://, s3://, http:// and https:// URLs are supported`,

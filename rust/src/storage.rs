@@ -172,7 +172,7 @@ impl Object {
     /// `(length, version stamp)`: what a cached index must match.
     pub fn version(&self) -> (u64, u64) {
         match self {
-            Object::File(f) => (f.len(), f.modified()),
+            Object::File(f) => (f.len(), f.modified() ^ f.inode().rotate_left(32)),
             Object::Remote(r) => (r.info.len, r.info.stamp),
         }
     }
@@ -228,12 +228,30 @@ impl Object {
     }
 }
 
+/// A local file modified this recently is not cached: file times are
+/// coarse (a few milliseconds, seconds on some filesystems), so a second
+/// write of the same length within one tick would keep its version.
+const RACY_NANOS: u64 = 2_000_000_000;
+
 /// The decoded index of the shard `object` with `n` inner chunks, from the
 /// index cache when it holds this version of the object.
 pub fn load_index(object: &Object, s: &ShardingSpec, n: u64) -> Result<Arc<CachedIndex>> {
-    index_cache::get_or_load(&object.name(), object.version(), || {
+    let load = || {
         let (start, len) = shard::index_range(s, n, object.len())?;
         let bytes = object.read_at(start, len)?;
         shard::decode_index(s, &bytes, object.len())
-    })
+    };
+    if let Object::File(f) = object {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        if f.modified() == 0 || now.saturating_sub(f.modified()) < RACY_NANOS {
+            return Ok(Arc::new(CachedIndex {
+                len: object.len(),
+                stamp: 0,
+                entries: load()?,
+            }));
+        }
+    }
+    index_cache::get_or_load(&object.name(), object.version(), load)
 }

@@ -27,6 +27,8 @@ pub struct StoredObject {
     len: u64,
     /// Modification time in nanoseconds since the epoch (0: unknown).
     modified: u64,
+    /// Inode number (a file replaced by another has another).
+    inode: u64,
     path: PathBuf,
 }
 
@@ -114,6 +116,7 @@ impl FsStore {
                     file,
                     len: meta.len(),
                     modified,
+                    inode: std::os::unix::fs::MetadataExt::ino(&meta),
                     path,
                 }))
             }
@@ -166,6 +169,11 @@ impl StoredObject {
     /// Modification time in nanoseconds since the epoch (0: unknown).
     pub fn modified(&self) -> u64 {
         self.modified
+    }
+
+    /// Inode number.
+    pub fn inode(&self) -> u64 {
+        self.inode
     }
 
     /// Path, for messages.
