@@ -97,3 +97,11 @@ export { ProgressBar, type ProgressBarOptions, type ProgressSink } from "./src/p
 // reliability: cancellation and leak checks
 export { Aborted } from "./src/errors.ts";
 export { liveNativeBytes } from "./src/native.ts";
+// Remote stores (S3, HTTP) and the shard-index cache.
+export {
+  configureIndexCache,
+  type IndexCacheStats,
+  indexCacheStats,
+  invalidate,
+  type RemoteOptions,
+} from "./src/remote.ts";

@@ -40,5 +40,7 @@ await run(Deno.execPath(), [
   "--allow-env",
   "--allow-run",
   "--allow-sys",
+  // The remote-store tests talk to servers on 127.0.0.1 (tests/remote/servers.ts).
+  "--allow-net",
   ...(Deno.args.length > 0 ? Deno.args : ["tests/"]),
 ]);

@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { TesseraError } from "./errors.ts";
 
 /** ABI version this TypeScript expects (rust/src/ffi.rs `ABI_VERSION`). */
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;
 
 /** Symbols of the native library. */
 export const symbols = {
@@ -185,6 +185,45 @@ export const symbols = {
     parameters: ["pointer", "buffer", "usize"],
     result: "void",
   },
+  // Remote stores (S3, HTTP) and the shard-index cache: src/remote.ts.
+  tessera_remote_open: {
+    parameters: [
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "buffer",
+      "usize",
+    ],
+    result: "i32",
+  },
+  tessera_remote_free: { parameters: ["pointer"], result: "void" },
+  tessera_remote_get: {
+    parameters: ["pointer", "buffer", "usize", "buffer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  tessera_remote_array_open: {
+    parameters: [
+      "pointer",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "buffer",
+      "usize",
+    ],
+    result: "i32",
+  },
+  tessera_remote_invalidate: { parameters: ["buffer", "usize"], result: "u64" },
+  tessera_index_cache_configure: { parameters: ["u64"], result: "void" },
+  tessera_index_cache_stats: { parameters: ["buffer"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The bound native functions. */

@@ -13,6 +13,7 @@ import { type Axis, type Channel, type LevelInfo, parseNgff } from "./ngff.ts";
 import { Query } from "./query.ts";
 import { displayImage, type MediaBundle } from "./display.ts";
 import { encodeDescriptor } from "./zarr/descriptor.ts";
+import { isRemote, type RemoteOptions } from "./remote.ts";
 import { ngffAxesOfLevel, omeAttributes, readLabelNames, readZarrNode } from "./zarr/hierarchy.ts";
 import { type ArrayMetadata, readNode } from "./zarr/metadata.ts";
 import { checkComplete } from "./zarr/incomplete.ts";
@@ -28,7 +29,7 @@ import { describeJson } from "./zarr/json.ts";
  * using img = await open(new URL("file:///data/sample.ome.zarr"), options);
  * ```
  */
-export interface OpenOptions {
+export interface OpenOptions extends RemoteOptions {
   /** OME-Arrow files: the row (record) to open, default 0. */
   row?: number;
   /** OME-Arrow files: the record column, default the first OME-Arrow struct column. */
@@ -169,8 +170,15 @@ export class Image implements Disposable {
 export function localPath(source: string | URL): string {
   if (source instanceof URL || /^[a-z][a-z0-9+.-]*:\/\//i.test(source)) {
     const url = new URL(source);
+    if (isRemote(url)) {
+      throw new InvalidArgument(
+        `${url.href}: remote stores are read by open() (and pipeline samples); this takes a local path`,
+      );
+    }
     if (url.protocol !== "file:") {
-      throw new InvalidArgument(`${url.href}: only local paths and file:// URLs are supported`);
+      throw new InvalidArgument(
+        `${url.href}: only local paths, file://, s3://, http:// and https:// URLs are supported`,
+      );
     }
     return fileURLToPath(url);
   }
@@ -189,7 +197,9 @@ export function localPath(source: string | URL): string {
  * attribute, else the image's axes when the array is a level of the NGFF
  * image in its parent folder, else d0, d1, …). A file is opened as
  * OME-Arrow (Parquet or Arrow IPC; `options.row` and `options.column`
- * pick the record), with axes t, c, z, y, x.
+ * pick the record), with axes t, c, z, y, x. `s3://bucket/prefix` and
+ * `http(s)://` URLs open a Zarr store in an S3-compatible bucket or on an
+ * HTTP server (read-only; {@link RemoteOptions} in `options`).
  *
  * @example
  * ```ts
@@ -199,6 +209,11 @@ export function localPath(source: string | URL): string {
  * ```
  */
 export async function open(source: string | URL, options: OpenOptions = {}): Promise<Image> {
+  if (isRemote(source)) {
+    // Loaded here: the remote module extends Image (a static import would be a cycle).
+    const { openRemote } = await import("./remote_open.ts");
+    return await openRemote(source instanceof URL ? source.href : source, options);
+  }
   const path = localPath(source);
   if (await isFile(path)) {
     // Loaded here: the OME-Arrow module extends Image (a static import would be a cycle).

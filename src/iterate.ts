@@ -17,6 +17,7 @@
 import { type DType, dtypeCode, dtypeSize, typedArray } from "./dtype.ts";
 import { InvalidArgument } from "./errors.ts";
 import type { Image } from "./image.ts";
+import { checkRankSplit, shareLength, sharePosition } from "./rank.ts";
 import { abortError, type NativeBuffer, withProgress } from "./native.ts";
 import { type DimSelection, encodeRequest } from "./request.ts";
 import { contiguousStrides, TensorView } from "./tensor_view.ts";
@@ -90,6 +91,23 @@ export interface BatchOptions {
   prefetch?: number;
   /** Stops the iteration: reads in flight stop, read-ahead batches are freed, and it throws `Aborted`. */
   signal?: AbortSignal;
+  /**
+   * This process's rank in a data-parallel job, in [0, worldSize): it gets
+   * the items at positions `rank, rank + worldSize, …` of the epoch order
+   * (PyTorch DistributedSampler's split). Give `rank` and `worldSize`
+   * together; with `shuffle` and worldSize > 1, `seed` is required (the same
+   * on every rank, e.g. a base seed plus the epoch).
+   */
+  rank?: number;
+  /** Number of ranks sharing the epoch (default 1). */
+  worldSize?: number;
+  /**
+   * Item counts not divisible by worldSize: `"pad"` (default, as
+   * DistributedSampler) gives every rank ⌈N / worldSize⌉ items, repeating
+   * the first items of the epoch order; `"drop"` gives every rank
+   * ⌊N / worldSize⌋, leaving out the last N mod worldSize.
+   */
+  uneven?: "pad" | "drop";
 }
 
 /**
@@ -588,7 +606,20 @@ export function iterateBatches(
 ): AsyncGenerator<BatchView, void, undefined> {
   checkKeys(
     options,
-    ["batchSize", "over", "tile", "overlap", "edge", "shuffle", "seed", "prefetch", "signal"],
+    [
+      "batchSize",
+      "over",
+      "tile",
+      "overlap",
+      "edge",
+      "shuffle",
+      "seed",
+      "prefetch",
+      "signal",
+      "rank",
+      "worldSize",
+      "uneven",
+    ],
     "batches",
   );
   const { batchSize, shuffle = false, seed } = options;
@@ -623,6 +654,12 @@ export function iterateBatches(
     throw new InvalidArgument(`seed ${describe(seed)} must be an integer in [0, 2^32)`);
   }
   const prefetch = checkPrefetch(options.prefetch);
+  const split = checkRankSplit(options, "batches");
+  if (shuffle && seed === undefined && split.worldSize > 1) {
+    throw new InvalidArgument(
+      `batches with shuffle and worldSize ${split.worldSize} needs a seed, the same on every rank`,
+    );
+  }
 
   const { image, order, dtype } = source;
   const a = order[q];
@@ -638,15 +675,20 @@ export function iterateBatches(
   const items = shuffle
     ? shuffled(itemCount, seed ?? crypto.getRandomValues(new Uint32Array(1))[0])
     : undefined;
-  const itemAt = (k: number) => items ? items[k] : k;
+  // This rank's k-th item is the epoch order's item at sharePosition(k).
+  const shareCount = shareLength(itemCount, split);
+  const itemAt = (k: number) => {
+    const p = sharePosition(k, itemCount, split);
+    return items ? items[p] : p;
+  };
   const reader = new Reader(source, checkSignal(options.signal));
-  const batchCount = Math.ceil(itemCount / batchSize);
+  const batchCount = Math.ceil(shareCount / batchSize);
 
   return readAhead(
     batchCount,
     async (b) => {
       const first = b * batchSize;
-      const length = Math.min(batchSize, itemCount - first);
+      const length = Math.min(batchSize, shareCount - first);
       const tileOf = (k: number) => Math.floor(itemAt(k) / indexCount);
       const indexOf = (k: number) => itemAt(k) % indexCount;
       const windows = new Map<number, Window>();

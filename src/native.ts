@@ -371,24 +371,36 @@ export class NativeArray implements Disposable {
   /** The array's folder, for messages. */
   readonly root: string;
 
-  /** Opens `root` with a descriptor and fill value (see src/zarr/descriptor.ts). */
-  constructor(root: string, descriptor: BigInt64Array<ArrayBuffer>, fill: Uint8Array<ArrayBuffer>) {
+  /**
+   * Opens `root` with a descriptor and fill value (see src/zarr/descriptor.ts);
+   * with `remote`, the array at `remote.prefix` under a remote store handle
+   * (src/remote.ts), `root` being its URL.
+   */
+  constructor(
+    root: string,
+    descriptor: BigInt64Array<ArrayBuffer>,
+    fill: Uint8Array<ArrayBuffer>,
+    remote?: { store: Deno.PointerObject; prefix: string },
+  ) {
     this.root = root;
-    const path = new TextEncoder().encode(root);
+    const path = new TextEncoder().encode(remote ? remote.prefix : root);
     const slot = new BigUint64Array(1);
     const err = errorBuffer();
+    const args = [
+      path,
+      BigInt(path.length),
+      descriptor,
+      BigInt(descriptor.length),
+      fill,
+      BigInt(fill.length),
+      slot,
+      err,
+      BigInt(err.length),
+    ] as const;
     check(
-      native().tessera_array_open(
-        path,
-        BigInt(path.length),
-        descriptor,
-        BigInt(descriptor.length),
-        fill,
-        BigInt(fill.length),
-        slot,
-        err,
-        BigInt(err.length),
-      ),
+      remote
+        ? native().tessera_remote_array_open(remote.store, ...args)
+        : native().tessera_array_open(...args),
       err,
     );
     this.#pointer = takePointer(slot);

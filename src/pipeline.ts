@@ -23,6 +23,7 @@ import {
 } from "./errors.ts";
 import { type Image, open } from "./image.ts";
 import { BatchExecutor, CudaAssembler, type CudaCounters } from "./batch_executor.ts";
+import { checkRankSplit, type RankSplit } from "./rank.ts";
 import { NativeArray, type NativeBuffer } from "./native.ts";
 import { TensorView } from "./tensor_view.ts";
 
@@ -83,6 +84,16 @@ export interface PipelineConfig {
   ioThreads?: number;
   /** How long `pop()` waits for a batch before it throws {@link PoolStarved} (default 30 000). */
   popTimeoutMs?: number;
+  /**
+   * This process's rank in a data-parallel job, in [0, worldSize): of the
+   * samples pushed (every rank pushes the same sequence), the pipeline keeps
+   * those at push positions `rank, rank + worldSize, …` (the split of
+   * `batches()`, as PyTorch's DistributedSampler) and skips the others without reading them.
+   * Give `rank` and `worldSize` together.
+   */
+  rank?: number;
+  /** Number of ranks sharing the pushed samples (default 1). */
+  worldSize?: number;
 }
 
 /**
@@ -277,6 +288,9 @@ export class Pipeline implements AsyncDisposable {
   readonly #executor: BatchExecutor;
   readonly #cuda?: CudaAssembler;
   readonly #images = new Map<string, Promise<Image>>();
+  readonly #split: RankSplit;
+  /** Samples pushed so far (this rank's and the others'). */
+  #pushed = 0;
   #pending: Pending[] = [];
   #queue: Queued[] = [];
   #inFlight = 0;
@@ -325,6 +339,7 @@ export class Pipeline implements AsyncDisposable {
     if (!Number.isSafeInteger(this.#batchBytes)) {
       throw new InvalidArgument(`pipeline batch of ${elements} elements is too large`);
     }
+    this.#split = checkRankSplit({ rank: c.rank, worldSize: c.worldSize }, "pipeline");
     this.#budget = c.maxDeviceMemoryBytes === undefined
       ? (cuda ? 8 : 1) * (this.#lookahead + 2) * this.#batchBytes
       : positiveNumber(c.maxDeviceMemoryBytes, "maxDeviceMemoryBytes");
@@ -353,7 +368,9 @@ export class Pipeline implements AsyncDisposable {
    * settles when the sample is resolved against its image; it rejects with
    * {@link NotFound} (image or level), {@link InvalidArgument} (axes, or a
    * shape other than `sampleShape`) or a storage error — and so does the
-   * `pop()` of the batch holding the sample. Awaiting it is optional.
+   * `pop()` of the batch holding the sample. Awaiting it is optional. With
+   * `rank`/`worldSize`, a sample of another rank is checked, counted and
+   * skipped (the promise resolves at once).
    */
   push(sample: SampleRequest): Promise<void> {
     if (this.#closed) throw new Shutdown("push(): the pipeline was closed");
@@ -364,6 +381,7 @@ export class Pipeline implements AsyncDisposable {
       );
     }
     checkRequest(sample);
+    if (this.#pushed++ % this.#split.worldSize !== this.#split.rank) return Promise.resolve();
     const resolved = this.#resolve(sample);
     resolved.catch(() => {}); // reported by the returned promise and by pop()
     this.#pending.push({ request: sample, resolved });

@@ -315,7 +315,10 @@ export class Query {
    * indices is one native read; `shuffle` with `seed` gives the same order on
    * every run and platform. `prefetch` batches (default 1) are read while the
    * consumer works on the current one; stopping early disposes them. Every
-   * yielded batch belongs to the consumer (`using`).
+   * yielded batch belongs to the consumer (`using`). With `rank` and
+   * `worldSize`, the batches hold only this rank's share of the epoch
+   * (positions `rank, rank + worldSize, …` of the epoch order, padded or
+   * dropped to equal counts by `uneven`; see {@link BatchOptions.rank}).
    */
   batches(options: BatchOptions): AsyncGenerator<BatchView, void, undefined> {
     return iterateBatches(this.#iterationSource(), options);

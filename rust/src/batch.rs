@@ -10,12 +10,13 @@ use crate::buffer::{AlignedBuffer, SharedBuffer};
 use crate::codec::{self, aligned_scratch, Elements};
 use crate::device_plan::{DevicePlan, SourceChunk};
 use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
+use crate::prefetch::{self, Need};
 use crate::read::{give_read_buffer, merge_ranges, partial_shard, take_read_buffer, Array};
 use crate::region::{for_each_combination, split, DimSel};
 use crate::shard;
 use crate::spec::ShardingSpec;
-use crate::store::StoredObject;
+use crate::storage::{self, Object, RemoteObject, Store};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -193,12 +194,18 @@ impl Executor {
             bytes as u64,
             desc.samples.len() as u64,
         );
+        let fetched = Instant::now();
+        let prefetched = prefetch_remote(arrays, &jobs)?;
+        if !prefetched.is_empty() {
+            self.stats.add(Stage::Io, fetched, 0, 0);
+        }
 
         let batch = Batch {
             arrays,
             placements: &placements,
             samples: &desc.samples,
             stats: &self.stats,
+            prefetched: &prefetched,
         };
         self.pool.install(|| -> Result<()> {
             placements
@@ -460,7 +467,7 @@ pub fn device_plan(arrays: &[&Array], words: &[i64]) -> Result<DevicePlan> {
         let array = arrays[job.array];
         let spec = &array.spec;
         let key = spec.keys.key(&job.coords);
-        let context = |e: Error| e.context(array.store.path(&key).display());
+        let context = |e: Error| e.context(array.store.describe(&key));
         let object = array.store.open(&key).map_err(context)?;
         let shard = partial_shard(&spec.codecs).filter(|_| spec.codecs.transposes.is_empty());
         match (object, shard) {
@@ -472,9 +479,8 @@ pub fn device_plan(arrays: &[&Array], words: &[i64]) -> Result<DevicePlan> {
             (Some(object), Some(s)) => {
                 let grid = s.grid(&spec.chunk_shape);
                 let n = codec::element_count(&grid) as u64;
-                let (start, len) = shard::index_range(s, n, object.len()).map_err(context)?;
-                let index_bytes = object.read_at(start, len).map_err(context)?;
-                let index = shard::decode_index(s, &index_bytes, object.len()).map_err(context)?;
+                let index = storage::load_index(&object, s, n).map_err(context)?;
+                let index = &index.entries;
                 let strides = s.inner.logical_strides(&s.inner_shape);
                 for (linear, targets) in inner_targets(&job, s, &grid)? {
                     let Some(range) = index[linear as usize] else {
@@ -554,12 +560,56 @@ fn inner_targets(job: &ChunkJob, s: &ShardingSpec, grid: &[u64]) -> Result<Inner
 /// Per inner chunk (linear index): the samples it serves and their selections.
 type InnerTargets = BTreeMap<u64, Vec<(usize, Vec<DimSel>)>>;
 
+/// Objects of remote arrays fetched before assembly, by (array, chunk key).
+type Prefetched = HashMap<(usize, String), Option<RemoteObject>>;
+
+/// Fetches what `jobs` need from remote arrays (see [`crate::prefetch`]):
+/// each remote array on its own thread, so arrays do not wait on each other.
+fn prefetch_remote(arrays: &[&Array], jobs: &[ChunkJob]) -> Result<Prefetched> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = arrays
+            .iter()
+            .enumerate()
+            .filter_map(|(a, array)| match &array.store {
+                Store::Remote(remote) => Some((a, array, remote)),
+                Store::Fs(_) => None,
+            })
+            .map(|(a, array, remote)| {
+                scope.spawn(move || -> Result<Prefetched> {
+                    let needs: Vec<Need<'_>> = jobs
+                        .iter()
+                        .filter(|j| j.array == a)
+                        .map(|j| Need {
+                            key: array.spec.keys.key(&j.coords),
+                            sels: j.targets.iter().map(|t| t.sel.as_slice()).collect(),
+                        })
+                        .collect();
+                    let fetched = prefetch::prefetch(remote, &array.spec, &needs, false)?;
+                    Ok(fetched
+                        .into_iter()
+                        .map(|(k, o)| ((a, k), o))
+                        .collect::<Prefetched>())
+                })
+            })
+            .collect();
+        let mut out = Prefetched::new();
+        for handle in handles {
+            let fetched = handle
+                .join()
+                .map_err(|_| Error::new(ErrorKind::Internal, "remote prefetch panicked"))??;
+            out.extend(fetched);
+        }
+        Ok(out)
+    })
+}
+
 /// Shared state of one batch's assembly.
 struct Batch<'a> {
     arrays: &'a [&'a Array],
     placements: &'a [Placement],
     samples: &'a [(usize, Vec<BoxDim>)],
     stats: &'a Stats,
+    prefetched: &'a Prefetched,
 }
 
 impl Batch<'_> {
@@ -602,9 +652,12 @@ impl Batch<'_> {
         let array = self.arrays[job.array];
         let spec = &array.spec;
         let key = spec.keys.key(&job.coords);
-        let context = |e: Error| e.context(array.store.path(&key).display());
+        let context = |e: Error| e.context(array.store.describe(&key));
         let started = Instant::now();
-        let object = array.store.open(&key).map_err(context)?;
+        let object = match self.prefetched.get(&(job.array, key.clone())) {
+            Some(fetched) => fetched.clone().map(Object::Remote),
+            None => array.store.open(&key).map_err(context)?,
+        };
         self.stats.add(Stage::Io, started, 0, 0);
         let shard = partial_shard(&spec.codecs).filter(|_| spec.codecs.transposes.is_empty());
         match (object, shard) {
@@ -664,15 +717,15 @@ impl Batch<'_> {
 
     /// Reads the inner chunks of a shard that the job's samples need:
     /// one index read, merged range reads, each inner chunk decoded once.
-    fn shard(&self, job: &ChunkJob, object: &StoredObject, s: &ShardingSpec) -> Result<()> {
+    fn shard(&self, job: &ChunkJob, object: &Object, s: &ShardingSpec) -> Result<()> {
         let spec = &self.arrays[job.array].spec;
         let grid = s.grid(&spec.chunk_shape);
         let n = codec::element_count(&grid) as u64;
         let started = Instant::now();
-        let (start, len) = shard::index_range(s, n, object.len())?;
-        let index_bytes = object.read_at(start, len)?;
+        let (_, len) = shard::index_range(s, n, object.len())?;
+        let index = storage::load_index(object, s, n)?;
         self.stats.add(Stage::Io, started, len, 1);
-        let index = shard::decode_index(s, &index_bytes, object.len())?;
+        let index = &index.entries;
         let inner = inner_targets(job, s, &grid)?;
         let mut stored = Vec::new();
         for (linear, targets) in &inner {
@@ -739,7 +792,10 @@ mod tests {
                 .write(&spec.keys.key(&[c]), bytemuck::cast_slice(&values))
                 .unwrap();
         }
-        Array { store, spec }
+        Array {
+            store: store.into(),
+            spec,
+        }
     }
 
     fn test_spec(n: u64) -> ArraySpec {
@@ -895,7 +951,7 @@ mod tests {
             }
         }
         let array = Array {
-            store: FsStore::new(dir),
+            store: FsStore::new(dir).into(),
             spec,
         };
         if !sharded {

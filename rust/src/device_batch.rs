@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::nvcomp::validate_zstd_frame;
 use crate::read::{merge_ranges, Array};
 use crate::spec::{ArrayToBytes, BytesCodec, CodecChain};
-use crate::store::StoredObject;
+use crate::storage::Object;
 use bytemuck::{Pod, Zeroable};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -115,7 +115,7 @@ pub fn plan_reads(plan: &DevicePlan, ranges: &[(u64, u64)]) -> ReadPlan {
 }
 
 /// The stored objects a batch reads, each opened once, by `(array, key)`.
-pub type Objects = HashMap<(usize, String), StoredObject>;
+pub type Objects = HashMap<(usize, String), Object>;
 
 /// Opens every object `plan`'s sources read, and returns them with each
 /// source's stored byte range (`(offset, len)` in its object).
@@ -131,7 +131,7 @@ pub fn open_sources(arrays: &[&Array], plan: &DevicePlan) -> Result<(Objects, Ve
                 .and_then(|o| {
                     o.ok_or_else(|| Error::storage("was removed while the batch was planned"))
                 })
-                .map_err(|e| e.context(store.path(&s.key).display()))?;
+                .map_err(|e| e.context(store.describe(&s.key)))?;
             objects.insert(id.clone(), object);
         }
         ranges.push(s.range.unwrap_or((0, objects[&id].len())));
@@ -160,7 +160,7 @@ pub fn read_all(
     targets.into_par_iter().try_for_each(|(read, target)| {
         objects[&(read.array, read.key.clone())]
             .read_into(read.offset, read.len, target)
-            .map_err(|e| e.context(arrays[read.array].store.path(&read.key).display()))
+            .map_err(|e| e.context(arrays[read.array].store.describe(&read.key)))
     })
 }
 
@@ -527,7 +527,7 @@ impl DecodePlan {
                     Some((offset, _)) => e.context(format!("inner chunk at byte {offset}")),
                     None => e,
                 };
-                e.context(array.store.path(&source.key).display())
+                e.context(array.store.describe(&source.key))
             })
         })
     }
@@ -751,7 +751,7 @@ mod tests {
             }
         };
         let mut array = Array {
-            store: FsStore::new(dir),
+            store: FsStore::new(dir).into(),
             spec: ArraySpec {
                 dtype,
                 shape: SHAPE.to_vec(),

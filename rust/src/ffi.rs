@@ -22,7 +22,7 @@ use crate::write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Version of this ABI; `src/ffi.ts` refuses a library with another.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// Runs `f`, turning errors and panics into a status and a message.
 fn guarded(err: *mut u8, err_len: usize, f: impl FnOnce() -> Result<()>) -> i32 {
@@ -125,7 +125,7 @@ pub unsafe extern "C" fn tessera_array_open(
         store_out(
             out,
             Array {
-                store: FsStore::new(root),
+                store: FsStore::new(root).into(),
                 spec,
             },
         )
@@ -961,5 +961,168 @@ pub unsafe extern "C" fn tessera_cuda_assembler_counters(
         let values = a.counters();
         let n = out_len.min(values.len());
         std::ptr::copy_nonoverlapping(values.as_ptr(), out, n);
+    }
+}
+
+// ---- Remote stores (S3, HTTP) and the shard-index cache -------------------
+
+/// A remote store handle: shared by the arrays opened under it.
+pub type RemoteHandle = std::sync::Arc<crate::remote::RemoteStore>;
+
+/// Opens the remote store at `url` (`s3://bucket/prefix`, `http(s)://…`).
+/// `config` holds NUL-separated S3 option names and values, alternating
+/// (object_store `AmazonS3ConfigKey` names, e.g. `aws_endpoint`);
+/// `settings` the words of [`crate::remote::Settings::decode`]. Writes a
+/// store handle to `*out`. No request is made here.
+///
+/// # Safety
+/// Pointers must be valid for their lengths; `out` for one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_remote_open(
+    url: *const u8,
+    url_len: usize,
+    config: *const u8,
+    config_len: usize,
+    settings: *const i64,
+    settings_len: usize,
+    out: *mut *mut RemoteHandle,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        let url = std::str::from_utf8(slice(url, url_len, "url")?)
+            .map_err(|_| Error::invalid("store URL is not UTF-8"))?;
+        let config = std::str::from_utf8(slice(config, config_len, "config")?)
+            .map_err(|_| Error::invalid("store options are not UTF-8"))?;
+        let parts: Vec<&str> = if config.is_empty() {
+            Vec::new()
+        } else {
+            config.split('\0').collect()
+        };
+        if !parts.len().is_multiple_of(2) {
+            return Err(Error::invalid("store options are not name/value pairs"));
+        }
+        let pairs: Vec<(String, String)> = parts
+            .chunks_exact(2)
+            .map(|p| (p[0].to_string(), p[1].to_string()))
+            .collect();
+        let settings = crate::remote::Settings::decode(slice(settings, settings_len, "settings")?)?;
+        store_out(out, crate::remote::open(url, &pairs, settings)?)
+    })
+}
+
+/// Frees a remote store handle (null is ignored); arrays opened under it stay valid.
+///
+/// # Safety
+/// `store` must be null or a handle from [`tessera_remote_open`], freed once.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_remote_free(store: *mut RemoteHandle) {
+    if !store.is_null() {
+        drop(Box::from_raw(store));
+    }
+}
+
+/// Reads the whole object `key` (relative to the store's root) into a new
+/// buffer, through the metadata cache; status NotFound (2) when it does
+/// not exist.
+///
+/// # Safety
+/// Pointers must be valid for their lengths and live for the call.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_remote_get(
+    store: *const RemoteHandle,
+    key: *const u8,
+    key_len: usize,
+    out: *mut *mut SharedBuffer,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        let store = handle(store, "remote store")?;
+        let key = std::str::from_utf8(slice(key, key_len, "key")?)
+            .map_err(|_| Error::invalid("key is not UTF-8"))?;
+        let bytes = store.get_cached(key)?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("{} does not exist", store.key_url(key)),
+            )
+        })?;
+        let buffer = crate::buffer::AlignedBuffer::for_overwrite(bytes.len())?;
+        // SAFETY: the buffer was just made with `bytes.len()` writable bytes.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), buffer.as_ptr(), bytes.len()) };
+        store_out(out, std::sync::Arc::new(buffer))
+    })
+}
+
+/// Opens an array at `prefix` under a remote store (see
+/// [`tessera_array_open`] for `desc` and `fill`); reads go through the
+/// store's runtime and caches.
+///
+/// # Safety
+/// Pointers must be valid for their lengths; `out` for one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_remote_array_open(
+    store: *const RemoteHandle,
+    prefix: *const u8,
+    prefix_len: usize,
+    desc: *const i64,
+    desc_len: usize,
+    fill: *const u8,
+    fill_len: usize,
+    out: *mut *mut Array,
+    err: *mut u8,
+    err_len: usize,
+) -> i32 {
+    guarded(err, err_len, || {
+        let store = handle(store, "remote store")?;
+        let prefix = std::str::from_utf8(slice(prefix, prefix_len, "prefix")?)
+            .map_err(|_| Error::invalid("array path is not UTF-8"))?
+            .trim_matches('/')
+            .to_string();
+        let spec = ArraySpec::decode(
+            slice(desc, desc_len, "descriptor")?,
+            slice(fill, fill_len, "fill value")?,
+        )
+        .map_err(|e| e.context(store.key_url(&prefix)))?;
+        let store = crate::storage::Store::Remote(crate::storage::RemoteArray {
+            remote: store.clone(),
+            prefix,
+        });
+        store_out(out, Array { store, spec })
+    })
+}
+
+/// Drops cached metadata and shard indexes of remote objects whose URL
+/// starts with `prefix` (every remote object when empty); returns how many
+/// entries were dropped.
+///
+/// # Safety
+/// `prefix` must be valid for `prefix_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_remote_invalidate(prefix: *const u8, prefix_len: usize) -> u64 {
+    let prefix = match slice(prefix, prefix_len, "prefix").map(std::str::from_utf8) {
+        Ok(Ok(p)) => p,
+        _ => return 0,
+    };
+    catch_unwind(|| crate::remote::invalidate(prefix) as u64).unwrap_or(0)
+}
+
+/// Sets the shard-index cache budget in bytes (0 disables it).
+#[no_mangle]
+pub extern "C" fn tessera_index_cache_configure(bytes: u64) {
+    let _ = catch_unwind(|| crate::index_cache::set_capacity(bytes));
+}
+
+/// Writes `[hits, misses, entries, bytes, capacity]` of the shard-index
+/// cache to `out` (5 words).
+///
+/// # Safety
+/// `out` must be valid for 5 `u64` writes.
+#[no_mangle]
+pub unsafe extern "C" fn tessera_index_cache_stats(out: *mut u64) {
+    if let Ok(stats) = catch_unwind(crate::index_cache::stats) {
+        if !out.is_null() {
+            std::ptr::copy_nonoverlapping(stats.as_ptr(), out, stats.len());
+        }
     }
 }

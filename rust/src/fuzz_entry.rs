@@ -141,7 +141,7 @@ pub fn shard(data: &[u8]) {
         return;
     }
     let array = Array {
-        store: FsStore::new(&dir),
+        store: FsStore::new(&dir).into(),
         spec,
     };
     let step = 1 + u64::from(*grid >> 4) % 3;

@@ -6,11 +6,12 @@ use crate::assemble::{self, Destination, Walk};
 use crate::buffer::{AlignedBuffer, SharedBuffer};
 use crate::codec::{self, aligned_scratch, Elements};
 use crate::error::Result;
+use crate::prefetch::{self, Need, Prefetched};
 use crate::progress::Progress;
 use crate::region::{for_each_combination, split, DimSel, Request};
 use crate::shard;
 use crate::spec::{ArraySpec, ArrayToBytes, CodecChain, ShardingSpec};
-use crate::store::{FsStore, StoredObject};
+use crate::storage::{self, Object, Store};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
@@ -54,7 +55,7 @@ pub(crate) fn give_read_buffer(buf: Vec<u8>) {
 #[derive(Debug)]
 pub struct Array {
     /// The store holding the chunks.
-    pub store: FsStore,
+    pub store: Store,
     /// Metadata of the array.
     pub spec: ArraySpec,
 }
@@ -73,6 +74,8 @@ struct Traversal<'a> {
     dst: Option<Destination>,
     progress: &'a Progress,
     mode: Mode,
+    /// Objects fetched up front (remote stores).
+    prefetched: Option<Prefetched>,
 }
 
 thread_local! {
@@ -84,7 +87,7 @@ pub fn read(array: &Array, request: &Request, progress: &Progress) -> Result<Sha
     let bytes = request.output_bytes()?;
     let buffer = Arc::new(
         AlignedBuffer::for_overwrite(bytes)
-            .map_err(|e| e.context(format!("reading {}", array.store.path("").display())))?,
+            .map_err(|e| e.context(format!("reading {}", array.store.describe(""))))?,
     );
     // SAFETY: the buffer is alive for this call and written only here.
     let dst = unsafe { Destination::new(buffer.as_ptr(), buffer.len(), request.out_dtype) };
@@ -130,19 +133,38 @@ fn traverse(
         Ok(())
     })?;
     Progress::add(&progress.outer_total, tasks.len() as u64);
+    let prefetched = match &array.store {
+        Store::Remote(remote) => {
+            let needs: Vec<Need<'_>> = tasks
+                .iter()
+                .map(|(coords, sel)| Need {
+                    key: spec.keys.key(coords),
+                    sels: vec![sel],
+                })
+                .collect();
+            Some(prefetch::prefetch(
+                remote,
+                spec,
+                &needs,
+                mode == Mode::Explain,
+            )?)
+        }
+        Store::Fs(_) => None,
+    };
     let traversal = Traversal {
         array,
         out_strides: request.dims.iter().map(|d| d.out_stride).collect(),
         dst,
         progress,
         mode,
+        prefetched,
     };
     let run = |(coords, sel): &(Vec<u64>, Vec<DimSel>)| {
         progress.check()?;
         let key = spec.keys.key(coords);
         traversal
             .outer_chunk(&key, sel)
-            .map_err(|e| e.context(array.store.path(&key).display()))?;
+            .map_err(|e| e.context(array.store.describe(&key)))?;
         Progress::add(&progress.outer_done, 1);
         Ok(())
     };
@@ -202,7 +224,10 @@ impl Traversal<'_> {
     fn outer_chunk(&self, key: &str, sel: &[DimSel]) -> Result<()> {
         let spec = &self.array.spec;
         let codecs = &spec.codecs;
-        let object = self.array.store.open(key)?;
+        let object = match self.prefetched.as_ref().and_then(|p| p.get(key)) {
+            Some(fetched) => fetched.clone().map(Object::Remote),
+            None => self.array.store.open(key)?,
+        };
         let out = &self.out_strides;
         match (object, partial_shard(codecs)) {
             (None, Some(s)) => {
@@ -276,10 +301,10 @@ impl Traversal<'_> {
     ) -> Result<()> {
         let grid = s.grid(shape);
         let n = codec::element_count(&grid) as u64;
-        let (start, len) = shard::index_range(s, n, source.len())?;
-        let index_bytes = source.fetch(start, len)?;
+        let (_, len) = shard::index_range(s, n, source.len())?;
+        let index = source.index(s, n)?;
         self.count_read(&source, len);
-        let index = shard::decode_index(s, &index_bytes, source.len())?;
+        let index = &index.entries;
         let per_dim: Vec<Vec<(u64, DimSel)>> = sel
             .iter()
             .zip(&s.inner_shape)
@@ -398,9 +423,9 @@ pub(crate) fn merge_ranges(ranges: impl Iterator<Item = (u64, u64)>) -> Vec<(u64
     groups
 }
 
-/// Where shard bytes come from: a stored file or an enclosing shard in memory.
+/// Where shard bytes come from: a stored object or an enclosing shard in memory.
 enum Source<'a> {
-    File(&'a StoredObject),
+    File(&'a Object),
     Memory(&'a [u8]),
 }
 
@@ -409,6 +434,22 @@ impl Source<'_> {
         match self {
             Source::File(f) => f.len(),
             Source::Memory(m) => m.len() as u64,
+        }
+    }
+
+    /// The decoded index of a shard with `n` inner chunks (cached for stored objects).
+    fn index(&self, s: &ShardingSpec, n: u64) -> Result<Arc<crate::index_cache::CachedIndex>> {
+        match self {
+            Source::File(f) => storage::load_index(f, s, n),
+            Source::Memory(m) => {
+                let (start, len) = shard::index_range(s, n, m.len() as u64)?;
+                let bytes = &m[start as usize..(start + len) as usize];
+                Ok(Arc::new(crate::index_cache::CachedIndex {
+                    len: m.len() as u64,
+                    stamp: 0,
+                    entries: shard::decode_index(s, bytes, m.len() as u64)?,
+                }))
+            }
         }
     }
 

@@ -25,6 +25,10 @@ pub struct FsStore {
 pub struct StoredObject {
     file: File,
     len: u64,
+    /// Modification time in nanoseconds since the epoch (0: unknown).
+    modified: u64,
+    /// Inode number (a file replaced by another has another).
+    inode: u64,
     path: PathBuf,
 }
 
@@ -103,9 +107,16 @@ impl FsStore {
                 if !meta.is_file() {
                     return Err(Error::storage(format!("{} is not a file", path.display())));
                 }
+                let modified = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos() as u64);
                 Ok(Some(StoredObject {
                     file,
                     len: meta.len(),
+                    modified,
+                    inode: std::os::unix::fs::MetadataExt::ino(&meta),
                     path,
                 }))
             }
@@ -153,6 +164,16 @@ impl StoredObject {
     /// Whether the object is empty.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Modification time in nanoseconds since the epoch (0: unknown).
+    pub fn modified(&self) -> u64 {
+        self.modified
+    }
+
+    /// Inode number.
+    pub fn inode(&self) -> u64 {
+        self.inode
     }
 
     /// Path, for messages.

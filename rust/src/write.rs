@@ -20,6 +20,9 @@ pub fn write_region(
     shape: &[u64],
     progress: &Progress,
 ) -> Result<()> {
+    if let crate::storage::Store::Remote(r) = &array.store {
+        return Err(r.remote.read_only(&r.prefix)); // before any write: never a partial one
+    }
     let spec = &array.spec;
     let rank = spec.shape.len();
     if origin.len() != rank || shape.len() != rank {

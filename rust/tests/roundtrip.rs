@@ -25,7 +25,7 @@ fn array(name: &str, chunk: [i64; 3], chain: &[i64]) -> Array {
     words.extend_from_slice(chain);
     let spec = ArraySpec::decode(&words, &7u16.to_le_bytes()).unwrap();
     Array {
-        store: FsStore::new(temp_dir(name)),
+        store: FsStore::new(temp_dir(name)).into(),
         spec,
     }
 }
@@ -100,7 +100,7 @@ fn check(a: &Array) {
             "{sel:?} {order:?}"
         );
     }
-    std::fs::remove_dir_all(a.store.path("")).unwrap();
+    std::fs::remove_dir_all(std::path::PathBuf::from(a.store.describe(""))).unwrap();
 }
 
 const INNER: [i64; 6] = [2, 1, 0, 2, 3, 0]; // bytes LE, zstd 3
@@ -149,7 +149,7 @@ fn corrupt_inner_chunk_is_a_decode_error() {
         &Progress::default(),
     )
     .unwrap();
-    let shard = a.store.path("c/0/0/0");
+    let shard = std::path::PathBuf::from(a.store.describe("c/0/0/0"));
     let mut bytes = std::fs::read(&shard).unwrap();
     bytes[10] ^= 0xff;
     bytes[11] ^= 0xff;
@@ -163,5 +163,5 @@ fn corrupt_inner_chunk_is_a_decode_error() {
     let err = read::read(&a, &request, &Progress::default()).unwrap_err();
     assert_eq!(err.kind, tessera::error::ErrorKind::DecodeError, "{err}");
     assert!(err.message.contains("c/0/0/0"), "{err}");
-    std::fs::remove_dir_all(a.store.path("")).unwrap();
+    std::fs::remove_dir_all(std::path::PathBuf::from(a.store.describe(""))).unwrap();
 }

@@ -12,6 +12,7 @@ import { type Counters, NativeArray, withProgress } from "../native.ts";
 import { encodeDescriptor } from "./descriptor.ts";
 import { type ArrayMetadata, parseNode } from "./metadata.ts";
 import { clearIncomplete, Coverage, markIncomplete } from "./incomplete.ts";
+import { isRemote } from "../remote.ts";
 
 /**
  * Options of {@link createArray}.
@@ -75,6 +76,9 @@ export interface WriteOptions {
  * to replace. Returns whether something is there (to be replaced).
  */
 export async function checkTarget(path: string, overwrite: boolean): Promise<boolean> {
+  if (isRemote(path)) {
+    throw new InvalidArgument(`${path}: remote stores are read-only; write to a local path`);
+  }
   let info: Deno.FileInfo | undefined;
   try {
     info = await Deno.stat(path);
