@@ -108,27 +108,31 @@ Deno.test("a repeated crop reads no shard index again; invalidate() drops the ca
   await s3.upload(ngff.store, key);
   using remote = await open(s3.url(key), s3Options(s3));
   // y 0..40 and x 0..40 touch 2 × 2 shards of 32 × 32 in each of the
-  // 2 × 3 × 2 (t, c, z) shard planes: 48 shards, one merged range each.
+  // 2 × 3 × 2 (t, c, z) shard planes: 48 shards, an index request each
+  // when cold, and one or more range requests each.
   const crop = { y: [0, 40], x: [0, 40] } as Record<string, [number, number]>;
   const shards = 2 * 3 * 2 * 2 * 2;
   await s3.resetStats();
   const first = await bytesOfLevel(remote, 0, crop);
   const cold = await s3.stats();
-  assert.equal(
-    cold.requests,
-    2 * shards,
-    `cold: an index and a range per shard ${JSON.stringify(cold)}`,
+  assert.ok(
+    cold.requests >= 2 * shards,
+    `cold: an index and one or more ranges per shard ${JSON.stringify(cold)}`,
   );
   const before = indexCacheStats();
   await s3.resetStats();
   assert.deepEqual(await bytesOfLevel(remote, 0, crop), first);
   const warm = await s3.stats();
-  assert.equal(warm.requests, shards, `warm: ranges only ${JSON.stringify(warm)}`);
+  assert.equal(
+    warm.requests,
+    cold.requests - shards,
+    `warm: the same ranges, no index ${JSON.stringify(warm)}`,
+  );
   assert.ok(indexCacheStats().hits >= before.hits + shards);
   assert.ok(invalidate(s3.url(key)) >= shards);
   await s3.resetStats();
   assert.deepEqual(await bytesOfLevel(remote, 0, crop), first);
-  assert.equal((await s3.stats()).requests, 2 * shards, "indexes are read again");
+  assert.equal((await s3.stats()).requests, cold.requests, "indexes are read again");
 });
 
 Deno.test("local shard indexes are cached and a rewritten shard is not served stale", async () => {

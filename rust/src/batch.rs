@@ -737,7 +737,7 @@ impl Batch<'_> {
             }
         }
         stored.sort_by_key(|((offset, _), _)| *offset);
-        let groups = merge_ranges(stored.iter().map(|(r, _)| *r));
+        let groups = merge_ranges(stored.iter().map(|(r, _)| *r), object.merge_gap());
         let mut group_jobs = Vec::with_capacity(groups.len());
         let mut next = 0;
         for &(start, end, count) in &groups {

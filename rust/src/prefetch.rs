@@ -3,8 +3,8 @@
 //!
 //! 1. every shard index the read touches, concurrently (indexes in the
 //!    cache cost no request); plain chunks are fetched whole in this round;
-//! 2. every inner-chunk byte range the selection needs, merged with its
-//!    neighbours exactly as the read engine will read them, concurrently.
+//! 2. every inner-chunk byte range the selection needs, touching ranges
+//!    merged exactly as the read engine will read them, concurrently.
 //!
 //! Up to the store's `concurrency` requests are in flight in each round.
 //! The result maps each outer chunk key to its object (`None`: missing, so
@@ -14,7 +14,7 @@
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::index_cache::{self, CachedIndex};
-use crate::read::{merge_ranges, partial_shard};
+use crate::read::{merge_ranges, partial_shard, REMOTE_MERGE_GAP};
 use crate::region::{for_each_combination, split, DimSel};
 use crate::remote::{Fetch, ObjectInfo};
 use crate::shard;
@@ -157,7 +157,7 @@ pub fn prefetch(
             }
             ranges.sort_unstable();
             ranges.dedup();
-            for (start, end, _) in merge_ranges(ranges.into_iter()) {
+            for (start, end, _) in merge_ranges(ranges.into_iter(), REMOTE_MERGE_GAP) {
                 requests.push((r.full_key(&need.key), Fetch::Range(start..end)));
                 owners.push(i);
             }

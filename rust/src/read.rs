@@ -16,8 +16,12 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
-/// Neighbouring byte ranges closer than this are read in one operation.
-const MERGE_GAP: u64 = 256 << 10;
+/// Neighbouring byte ranges of a local file closer than this are read in one operation.
+pub(crate) const MERGE_GAP: u64 = 256 << 10;
+/// Remote objects merge only touching ranges: requests run concurrently, so
+/// a gap costs its bytes (transfer time, often the bottleneck) and saves
+/// no latency.
+pub(crate) const REMOTE_MERGE_GAP: u64 = 0;
 /// Merged reads stop growing at this size, so that one thread reads the
 /// next group while others decode the previous one, and memory stays bounded.
 const MAX_MERGED_READ: u64 = 4 << 20;
@@ -331,7 +335,11 @@ impl Traversal<'_> {
             self.fill(inner_sel, out)?;
         }
         stored.sort_by_key(|((offset, _), _)| *offset);
-        let groups = merge_ranges(stored.iter().map(|(r, _)| *r));
+        let gap = match &source {
+            Source::File(object) => object.merge_gap(),
+            Source::Memory(_) => MERGE_GAP,
+        };
+        let groups = merge_ranges(stored.iter().map(|(r, _)| *r), gap);
         let nested = partial_shard(&s.inner);
         if self.mode == Mode::Explain && nested.is_none() {
             for &(start, end, _) in &groups {
@@ -407,13 +415,17 @@ fn count_inner(s: &ShardingSpec, sel: &[DimSel]) -> u64 {
         .product()
 }
 
-/// Groups sorted ranges into merged reads: `(start, end, ranges in group)`.
-pub(crate) fn merge_ranges(ranges: impl Iterator<Item = (u64, u64)>) -> Vec<(u64, u64, usize)> {
+/// Groups sorted ranges into merged reads, joining neighbours at most `gap`
+/// bytes apart: `(start, end, ranges in group)`.
+pub(crate) fn merge_ranges(
+    ranges: impl Iterator<Item = (u64, u64)>,
+    gap: u64,
+) -> Vec<(u64, u64, usize)> {
     let mut groups: Vec<(u64, u64, usize)> = Vec::new();
     for (offset, nbytes) in ranges {
         let end = offset + nbytes;
         match groups.last_mut() {
-            Some(g) if offset <= g.1 + MERGE_GAP && end.max(g.1) - g.0 <= MAX_MERGED_READ => {
+            Some(g) if offset <= g.1 + gap && end.max(g.1) - g.0 <= MAX_MERGED_READ => {
                 g.1 = g.1.max(end);
                 g.2 += 1;
             }
@@ -503,7 +515,10 @@ mod tests {
 
     #[test]
     fn merges_close_ranges_only() {
-        let groups = merge_ranges([(0, 10), (10, 5), (MERGE_GAP + 100, 1)].into_iter());
+        let groups = merge_ranges(
+            [(0, 10), (10, 5), (MERGE_GAP + 100, 1)].into_iter(),
+            MERGE_GAP,
+        );
         assert_eq!(
             groups,
             vec![(0, 15, 2), (MERGE_GAP + 100, MERGE_GAP + 101, 1)]

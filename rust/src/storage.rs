@@ -161,6 +161,14 @@ impl Object {
         matches!(self, Object::File(_))
     }
 
+    /// Largest gap between two byte ranges still read as one.
+    pub fn merge_gap(&self) -> u64 {
+        match self {
+            Object::File(_) => crate::read::MERGE_GAP,
+            Object::Remote(_) => crate::read::REMOTE_MERGE_GAP,
+        }
+    }
+
     /// The path or URL, for messages and as the index-cache key.
     pub fn name(&self) -> String {
         match self {
