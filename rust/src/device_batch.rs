@@ -29,7 +29,7 @@ use crate::codec::{self, Elements};
 use crate::device_plan::{CopyBox, DevicePlan, SourceLayout};
 use crate::error::{Error, Result};
 use crate::nvcomp::validate_zstd_frame;
-use crate::read::{merge_ranges, Array};
+use crate::read::{merge_ranges, Array, MERGE_GAP};
 use crate::spec::{ArrayToBytes, BytesCodec, CodecChain};
 use crate::storage::Object;
 use bytemuck::{Pod, Zeroable};
@@ -91,7 +91,7 @@ pub fn plan_reads(plan: &DevicePlan, ranges: &[(u64, u64)]) -> ReadPlan {
             .count();
         let group = &order[i..i + same];
         let mut next = 0;
-        for (start, end, count) in merge_ranges(group.iter().map(|&j| ranges[j])) {
+        for (start, end, count) in merge_ranges(group.iter().map(|&j| ranges[j]), MERGE_GAP) {
             for &j in &group[next..next + count] {
                 sources[j] = (at + ranges[j].0 - start, ranges[j].1);
             }
