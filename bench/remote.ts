@@ -42,7 +42,7 @@ const { values: args } = parseArgs({
     rounds: { type: "string" },
     delay: { type: "string", default: "20" },
     seed: { type: "string", default: "20261201" },
-    readers: { type: "string", default: "tessera,tensorstore,zarr-python" },
+    readers: { type: "string", default: "tessera,tessera-cold,tensorstore,zarr-python" },
   },
 });
 const QUICK = args.quick;
@@ -66,7 +66,7 @@ const LAYOUT = {
   seed: 4242,
 };
 const CROP = [64, 256, 256];
-const ALL_READERS = ["tessera", "tensorstore", "zarr-python"] as const;
+const ALL_READERS = ["tessera", "tessera-cold", "tensorstore", "zarr-python"] as const;
 type Reader = typeof ALL_READERS[number];
 const READERS = args.readers.split(",") as Reader[];
 for (const r of READERS) {
@@ -128,10 +128,15 @@ interface Runner {
  * tessera in this process: `open("s3://bucket/key", { endpoint, region })`
  * once (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), then
  * `scan().select(crop).collect()` per crop; the view is disposed after the
- * clock stops.
+ * clock stops. `cold`: the shard-index cache is emptied before every crop,
+ * so each crop reads its shards' indexes again, as the peers do.
  */
-async function tesseraRunner(s3: S3Fixture, crops: [number, number, number][]): Promise<Runner> {
-  const { open } = await import("../mod.ts");
+async function tesseraRunner(
+  s3: S3Fixture,
+  crops: [number, number, number][],
+  cold: boolean,
+): Promise<Runner> {
+  const { invalidate, open } = await import("../mod.ts");
   const img = await open(s3.url(KEY), { endpoint: s3.endpoint, region: REGION });
   const query = ([z, y, x]: [number, number, number]) =>
     img.scan().select({ z: [z, z + CROP[0]], y: [y, y + CROP[1]], x: [x, x + CROP[2]] });
@@ -149,6 +154,7 @@ async function tesseraRunner(s3: S3Fixture, crops: [number, number, number][]): 
     async run() {
       const ms: number[] = [];
       for (const c of crops) {
+        if (cold) invalidate(s3.url(KEY));
         const started = performance.now();
         const view = await query(c).collect();
         ms.push(performance.now() - started);
@@ -165,7 +171,7 @@ async function tesseraRunner(s3: S3Fixture, crops: [number, number, number][]): 
 
 /** A Python reader of bench/remote_peers.py, one JSON line per command. */
 async function pythonRunner(
-  reader: Exclude<Reader, "tessera">,
+  reader: Exclude<Reader, "tessera" | "tessera-cold">,
   s3: S3Fixture,
   crops: [number, number, number][],
 ): Promise<Runner> {
@@ -236,7 +242,9 @@ async function main() {
   for (const r of READERS) {
     runners.set(
       r,
-      r === "tessera" ? await tesseraRunner(s3, crops) : await pythonRunner(r, s3, crops),
+      r === "tessera" || r === "tessera-cold"
+        ? await tesseraRunner(s3, crops, r === "tessera-cold")
+        : await pythonRunner(r, s3, crops),
     );
   }
   try {
@@ -304,6 +312,7 @@ async function main() {
       readers: summary,
       ratios: {
         tesseraOverTensorstore: ratio("tessera", "tensorstore"),
+        tesseraColdOverTensorstore: ratio("tessera-cold", "tensorstore"),
         tesseraOverZarrPython: ratio("tessera", "zarr-python"),
       },
       checked: `all ${CROPS} crops identical (sha-256) across ${READERS.join(", ")}`,
@@ -329,6 +338,8 @@ function markdown(report: any): string {
   const how: Record<Reader, string> = {
     "tessera": '`open("s3://…", { endpoint, region })` once, then ' +
       "`scan().select(crop).collect()` per crop",
+    "tessera-cold": "as above, with `invalidate(url)` before every crop: shard indexes read " +
+      "again each time",
     "tensorstore": "zarr3 driver, s3 kvstore (endpoint, region, environment credentials); " +
       "default context (no cache_pool)",
     "zarr-python": "`zarr.open_array` on an s3fs `FsspecStore`; default `async.concurrency` " +
@@ -336,7 +347,7 @@ function markdown(report: any): string {
   };
   const rows = READERS.map((r) => {
     const s = report.readers[r];
-    const name = r === "tessera" ? "tessera" : `${r} ${s.info.version}`;
+    const name = r.startsWith("tessera") ? r : `${r} ${s.info.version}`;
     return `| ${name} | ${s.cropsPerSecond.toFixed(2)} | ${s.medianCropMs.toFixed(0)} ms | ${
       s.requestsPerCrop.toFixed(1)
     } | ${s.maxInFlight} | ${s.mbPerCrop.toFixed(2)} | ${how[r]} |`;
@@ -365,6 +376,9 @@ function markdown(report: any): string {
     ...rows,
     "",
     `- tessera / tensorstore: **${report.ratios.tesseraOverTensorstore?.toFixed(2) ?? "–"}×**`,
+    `- tessera-cold (no index cache) / tensorstore: **${
+      report.ratios.tesseraColdOverTensorstore?.toFixed(2) ?? "–"
+    }×**`,
     `- tessera / zarr-python: **${report.ratios.tesseraOverZarrPython?.toFixed(2) ?? "–"}×**`,
     `- Checked before timing: ${report.checked}.`,
     "- requests/crop, max in flight and MB/crop are the proxy's counts while each reader ran " +
@@ -373,7 +387,8 @@ function markdown(report: any): string {
     "GET, under a per-object lock; with large shards the server, not the readers, would be timed.",
     "- tensorstore's default context has no cache_pool, so it reads each shard's index again for " +
     "every crop; tessera keeps shard indexes in its bounded LRU cache (the first, untimed check " +
-    "pass fills it). zarr-python reads the index for every crop too.",
+    "pass fills it). zarr-python reads the index for every crop too. tessera-cold empties the " +
+    "cache before every crop, for a like-for-like comparison.",
     "",
   ].join("\n");
 }

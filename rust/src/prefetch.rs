@@ -3,8 +3,8 @@
 //!
 //! 1. every shard index the read touches, concurrently (indexes in the
 //!    cache cost no request); plain chunks are fetched whole in this round;
-//! 2. every inner-chunk byte range the selection needs, touching ranges
-//!    merged exactly as the read engine will read them, concurrently.
+//! 2. every inner-chunk byte range the selection needs, ranges close
+//!    together merged exactly as the read engine will read them, concurrently.
 //!
 //! Up to the store's `concurrency` requests are in flight in each round.
 //! The result maps each outer chunk key to its object (`None`: missing, so

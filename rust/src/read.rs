@@ -18,10 +18,10 @@ use std::sync::{Arc, Mutex};
 
 /// Neighbouring byte ranges of a local file closer than this are read in one operation.
 pub(crate) const MERGE_GAP: u64 = 256 << 10;
-/// Remote objects merge only touching ranges: requests run concurrently, so
-/// a gap costs its bytes (transfer time, often the bottleneck) and saves
-/// no latency.
-pub(crate) const REMOTE_MERGE_GAP: u64 = 0;
+/// Remote objects merge ranges this close too: every request costs the
+/// server (and, on a real bucket, a fee), so a small gap's bytes are cheaper
+/// than one more request, even with requests running concurrently.
+pub(crate) const REMOTE_MERGE_GAP: u64 = 256 << 10;
 /// Merged reads stop growing at this size, so that one thread reads the
 /// next group while others decode the previous one, and memory stays bounded.
 const MAX_MERGED_READ: u64 = 4 << 20;
