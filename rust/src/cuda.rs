@@ -17,6 +17,54 @@ use std::ffi::{c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
+/// The parameters of one launch of the assembly kernel (`tessera_assemble`):
+/// device addresses of the decoded staging, the source layouts, the copy and
+/// fill boxes and the batch.
+pub(crate) struct AssembleLaunch {
+    /// Decoded sources.
+    pub staging: u64,
+    /// `SourceLayout` table.
+    pub layouts: u64,
+    /// `CopyBox` table.
+    pub boxes: u64,
+    /// Number of boxes.
+    pub count: u32,
+    /// Elements the boxes cover (one thread each).
+    pub total: u64,
+    /// The batch.
+    pub out: u64,
+    /// Cast to bfloat16 (else float32).
+    pub bf16: bool,
+}
+
+impl AssembleLaunch {
+    /// Enqueues the launch of `function` on `stream`.
+    ///
+    /// # Safety
+    /// `function` must be `tessera_assemble`, and every address device
+    /// memory laid out as its plan says (boxes inside staging and batch).
+    pub unsafe fn run(
+        &self,
+        function: sys::CUfunction,
+        stream: sys::CUstream,
+    ) -> std::result::Result<(), DriverError> {
+        let (mut staging, mut layouts, mut boxes) = (self.staging, self.layouts, self.boxes);
+        let (mut count, mut total, mut out) = (self.count, self.total, self.out);
+        let mut bf16 = i32::from(self.bf16);
+        let mut params: [*mut c_void; 7] = [
+            (&mut staging as *mut u64).cast(),
+            (&mut layouts as *mut u64).cast(),
+            (&mut boxes as *mut u64).cast(),
+            (&mut count as *mut u32).cast(),
+            (&mut total as *mut u64).cast(),
+            (&mut out as *mut u64).cast(),
+            (&mut bf16 as *mut i32).cast(),
+        ];
+        let grid = self.total.div_ceil(256).min(1 << 20) as u32;
+        result::launch_kernel(function, (grid, 1, 1), (256, 1, 1), 0, stream, &mut params)
+    }
+}
+
 /// Sonames of the CUDA driver library, in the order cudarc tries them.
 const DRIVER_LIBRARIES: [&str; 2] = ["libcuda.so.1", "libcuda.so"];
 
@@ -167,34 +215,21 @@ impl CudaDevice {
                 let boxes_d = self
                     .stream
                     .clone_htod(bytemuck::cast_slice::<_, u8>(boxes.as_slice()))?;
-                let (mut a, _ra) = staging.device_ptr(&self.stream);
-                let (mut b, _rb) = layouts.device_ptr(&self.stream);
-                let (mut c, _rc) = boxes_d.device_ptr(&self.stream);
-                let (mut o, _ro) = out.device_ptr_mut(&self.stream);
-                let (mut n, mut t) = (boxes.len() as u32, total);
-                let mut bf16 = i32::from(plan.out_dtype == crate::dtype::DType::BFloat16);
-                let mut params: [*mut c_void; 7] = [
-                    (&mut a as *mut u64).cast(),
-                    (&mut b as *mut u64).cast(),
-                    (&mut c as *mut u64).cast(),
-                    (&mut n as *mut u32).cast(),
-                    (&mut t as *mut u64).cast(),
-                    (&mut o as *mut u64).cast(),
-                    (&mut bf16 as *mut i32).cast(),
-                ];
-                let grid = total.div_ceil(256).min(1 << 20) as u32;
-                // SAFETY: the parameters match the kernel's signature, and
-                // the plan's boxes stay inside `staging` and `out`.
-                unsafe {
-                    result::launch_kernel(
-                        kernel.assemble,
-                        (grid, 1, 1),
-                        (256, 1, 1),
-                        0,
-                        self.stream.cu_stream(),
-                        &mut params,
-                    )
-                }?;
+                let (a, _ra) = staging.device_ptr(&self.stream);
+                let (b, _rb) = layouts.device_ptr(&self.stream);
+                let (c, _rc) = boxes_d.device_ptr(&self.stream);
+                let (o, _ro) = out.device_ptr_mut(&self.stream);
+                let launch = AssembleLaunch {
+                    staging: a,
+                    layouts: b,
+                    boxes: c,
+                    count: boxes.len() as u32,
+                    total,
+                    out: o,
+                    bf16: plan.out_dtype == crate::dtype::DType::BFloat16,
+                };
+                // SAFETY: the plan's boxes stay inside `staging` and `out`.
+                unsafe { launch.run(kernel.assemble, self.stream.cu_stream()) }?;
                 self.stream.synchronize()?;
             }
             Ok(out)

@@ -14,7 +14,7 @@
 
 use crate::batch::{self, Executor, Stage};
 use crate::buffer::{AlignedBuffer, SharedBuffer};
-use crate::cuda::{AssemblyKernel, CudaDevice};
+use crate::cuda::{AssembleLaunch, AssemblyKernel, CudaDevice};
 use crate::device_batch::{self, DecodeOptions, DecodePlan, ReadPlan, ALIGN};
 use crate::device_plan::{DevicePlan, KERNEL_NAME, KERNEL_SOURCE};
 use crate::dtype::DType;
@@ -301,36 +301,17 @@ impl DeviceAssembler {
             let decoded = event(stream)?;
             let total = crate::device_plan::total(&decode.boxes);
             if total > 0 {
-                let mut staging = base;
-                let mut layouts = base + decode.meta.layouts;
-                let mut boxes = base + decode.meta.boxes;
-                let mut n = decode.boxes.len() as u32;
-                let mut t = total;
-                let mut o = output.address();
-                let mut bf16 = i32::from(plan.out_dtype == DType::BFloat16);
-                let mut params: [*mut c_void; 7] = [
-                    (&mut staging as *mut u64).cast(),
-                    (&mut layouts as *mut u64).cast(),
-                    (&mut boxes as *mut u64).cast(),
-                    (&mut n as *mut u32).cast(),
-                    (&mut t as *mut u64).cast(),
-                    (&mut o as *mut u64).cast(),
-                    (&mut bf16 as *mut i32).cast(),
-                ];
-                let grid = total.div_ceil(256).min(1 << 20) as u32;
-                // SAFETY: the parameters match `tessera_assemble`; the plan's
-                // boxes stay inside the decoded chunks and the batch.
-                unsafe {
-                    result::launch_kernel(
-                        self.kernels.assemble,
-                        (grid, 1, 1),
-                        (256, 1, 1),
-                        0,
-                        cu,
-                        &mut params,
-                    )
-                }
-                .map_err(|e| cuda(&what, e))?;
+                let launch = AssembleLaunch {
+                    staging: base,
+                    layouts: base + decode.meta.layouts,
+                    boxes: base + decode.meta.boxes,
+                    count: decode.boxes.len() as u32,
+                    total,
+                    out: output.address(),
+                    bf16: plan.out_dtype == DType::BFloat16,
+                };
+                // SAFETY: the plan's boxes stay inside the decoded chunks and the batch.
+                unsafe { launch.run(self.kernels.assemble, cu) }.map_err(|e| cuda(&what, e))?;
             }
             let assembled = event(stream)?;
             stream.synchronize().map_err(|e| cuda(&what, e))?;
