@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use std::cell::RefCell;
 
 /// Length of the frame header.
-const HEADER_LEN: usize = 16;
+pub(crate) const HEADER_LEN: usize = 16;
 /// The only frame format version c-blosc 1.x reads and writes.
 const FORMAT_VERSION: u8 = 2;
 /// Format version byte of every internal codec's streams.
@@ -31,11 +31,11 @@ const MIN_SPLIT_ELEMENTS: usize = 128;
 const MAX_SPLITS: usize = 16;
 
 /// Flag: the blocks are byte-shuffled.
-const FLAG_SHUFFLE: u8 = 0x01;
+pub(crate) const FLAG_SHUFFLE: u8 = 0x01;
 /// Flag: the payload is stored raw right after the header.
-const FLAG_MEMCPYED: u8 = 0x02;
+pub(crate) const FLAG_MEMCPYED: u8 = 0x02;
 /// Flag: the blocks are bit-shuffled.
-const FLAG_BITSHUFFLE: u8 = 0x04;
+pub(crate) const FLAG_BITSHUFFLE: u8 = 0x04;
 /// Flag reserved by the format; set only by newer formats.
 const FLAG_RESERVED: u8 = 0x08;
 /// Flag: blocks are not split into one stream per byte of the type.
@@ -43,7 +43,7 @@ const FLAG_DONT_SPLIT: u8 = 0x10;
 
 /// The internal codec of a frame's streams (flag bits 5–7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Codec {
+pub(crate) enum Codec {
     BloscLz,
     Lz4,
     Snappy,
@@ -78,19 +78,43 @@ impl Codec {
 
 /// A validated frame header.
 #[derive(Debug, Clone, Copy)]
-struct Header {
-    flags: u8,
-    typesize: usize,
-    nbytes: usize,
-    blocksize: usize,
-    cbytes: usize,
+pub(crate) struct Header {
+    /// Header flags (shuffle, memcpyed, split, codec bits).
+    pub flags: u8,
+    /// Element size in bytes.
+    pub typesize: usize,
+    /// Uncompressed size.
+    pub nbytes: usize,
+    /// Uncompressed bytes per block (the last block may be shorter).
+    pub blocksize: usize,
+    /// Compressed size, header included (at most the frame's length).
+    pub cbytes: usize,
     /// `None` for memcpyed frames, whose codec bits are not used.
-    codec: Option<Codec>,
+    pub codec: Option<Codec>,
 }
 
 impl Header {
     fn nblocks(&self) -> usize {
         self.nbytes.div_ceil(self.blocksize)
+    }
+
+    /// Whether blocks are byte-shuffled.
+    pub fn shuffled(&self) -> bool {
+        self.flags & FLAG_SHUFFLE != 0 && self.typesize > 1
+    }
+
+    /// Streams in a block of `size` bytes: `typesize` when the block was
+    /// split by byte position (full blocks of small types only), else 1.
+    pub fn streams(&self, size: usize) -> usize {
+        let split = self.flags & FLAG_DONT_SPLIT == 0
+            && self.typesize <= MAX_SPLITS
+            && self.blocksize / self.typesize >= MIN_SPLIT_ELEMENTS
+            && size == self.blocksize;
+        if split {
+            self.typesize
+        } else {
+            1
+        }
     }
 }
 
@@ -115,7 +139,7 @@ fn read_size(bytes: &[u8], at: usize, what: impl FnOnce() -> String) -> Result<u
 }
 
 /// Reads and validates the header of `frame`.
-fn parse_header(frame: &[u8]) -> Result<Header> {
+pub(crate) fn parse_header(frame: &[u8]) -> Result<Header> {
     if frame.len() < HEADER_LEN {
         return Err(Error::decode(format!(
             "blosc: frame of {} bytes is shorter than its {HEADER_LEN}-byte header",
@@ -279,18 +303,13 @@ fn decode_block(
 ) -> Result<()> {
     let size = out.len();
     let typesize = header.typesize;
-    let short_block = size < header.blocksize;
-    let split = header.flags & FLAG_DONT_SPLIT == 0
-        && typesize <= MAX_SPLITS
-        && header.blocksize / typesize >= MIN_SPLIT_ELEMENTS
-        && !short_block;
-    let nstreams = if split { typesize } else { 1 };
+    let nstreams = header.streams(size);
     if !size.is_multiple_of(nstreams) {
         return Err(Error::decode(format!(
             "block of {size} bytes cannot be split into {nstreams} streams"
         )));
     }
-    let shuffle = header.flags & FLAG_SHUFFLE != 0 && typesize > 1;
+    let shuffle = header.shuffled();
     let bitshuffle = !shuffle && header.flags & FLAG_BITSHUFFLE != 0 && size >= typesize;
     let target: &mut [u8] = if shuffle || bitshuffle {
         grow(&mut scratch.block, size, header.blocksize);

@@ -9,19 +9,8 @@
 //! decodes them on the CPU with [`crate::blosc::decompress_into`], which
 //! reports corrupt input as a decode error.
 
+use crate::blosc::{parse_header, Codec, FLAG_BITSHUFFLE, FLAG_MEMCPYED, HEADER_LEN};
 use crate::nvcomp::validate_zstd_frame;
-
-const HEADER_LEN: usize = 16;
-const FLAG_SHUFFLE: u8 = 0x01;
-const FLAG_MEMCPYED: u8 = 0x02;
-const FLAG_BITSHUFFLE: u8 = 0x04;
-const FLAG_DONT_SPLIT: u8 = 0x10;
-/// Internal codec number of zstd in the header flags (bits 5–7).
-const CODEC_ZSTD: u8 = 4;
-/// Blocks are split only when each stream holds at least this many elements…
-const MIN_SPLIT_ELEMENTS: usize = 128;
-/// …and only for type sizes up to this.
-const MAX_SPLITS: usize = 16;
 
 /// One piece of a frame: bytes `src..src + src_len` of the frame decode to
 /// bytes `dst..dst + dst_len` of the (still shuffled) chunk.
@@ -60,13 +49,13 @@ fn u32_at(frame: &[u8], at: usize) -> Option<usize> {
 /// for the device; `None` when the device path cannot take it.
 pub fn plan_frame(frame: &[u8], decoded_len: usize) -> Option<FramePlan> {
     // Validates the header: sizes, block size, the offset table's room.
-    if crate::blosc::decompressed_size(frame).ok()? != decoded_len || decoded_len == 0 {
+    let header = parse_header(frame).ok()?;
+    if header.nbytes != decoded_len || decoded_len == 0 {
         return None;
     }
-    let (flags, typesize) = (frame[2], usize::from(frame[3]));
-    let blocksize = u32_at(frame, 8)?;
-    let frame = &frame[..u32_at(frame, 12)?];
-    if flags & FLAG_MEMCPYED != 0 {
+    let blocksize = header.blocksize;
+    let frame = &frame[..header.cbytes];
+    if header.flags & FLAG_MEMCPYED != 0 {
         let piece = Piece {
             src: HEADER_LEN,
             src_len: decoded_len,
@@ -80,18 +69,14 @@ pub fn plan_frame(frame: &[u8], decoded_len: usize) -> Option<FramePlan> {
             blocksize: blocksize as u32,
         });
     }
-    let shuffle = flags & FLAG_SHUFFLE != 0 && typesize > 1;
-    if flags >> 5 != CODEC_ZSTD || (!shuffle && flags & FLAG_BITSHUFFLE != 0) {
+    let shuffle = header.shuffled();
+    if header.codec != Some(Codec::Zstd) || (!shuffle && header.flags & FLAG_BITSHUFFLE != 0) {
         return None;
     }
     let mut pieces = Vec::new();
     for (index, block_start) in (0..decoded_len).step_by(blocksize).enumerate() {
         let size = blocksize.min(decoded_len - block_start);
-        let split = flags & FLAG_DONT_SPLIT == 0
-            && typesize <= MAX_SPLITS
-            && blocksize / typesize >= MIN_SPLIT_ELEMENTS
-            && size == blocksize;
-        let nstreams = if split { typesize } else { 1 };
+        let nstreams = header.streams(size);
         if !size.is_multiple_of(nstreams) {
             return None;
         }
@@ -117,7 +102,7 @@ pub fn plan_frame(frame: &[u8], decoded_len: usize) -> Option<FramePlan> {
     }
     Some(FramePlan {
         pieces,
-        typesize: if shuffle { typesize as u32 } else { 0 },
+        typesize: if shuffle { header.typesize as u32 } else { 0 },
         blocksize: blocksize as u32,
     })
 }
@@ -125,6 +110,9 @@ pub fn plan_frame(frame: &[u8], decoded_len: usize) -> Option<FramePlan> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Internal codec number of zstd in the header flags (bits 5–7).
+    const CODEC_ZSTD: u8 = 4;
 
     /// Frames written by c-blosc 1.21 (through numcodecs) and the bytes
     /// they encode (`tests/fixtures/blosc/generate.py`): `(name, raw, frame)`.
