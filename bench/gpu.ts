@@ -21,8 +21,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ensureNativeLibrary } from "../scripts/build.ts";
-import { CHANNEL_STYLES, rng, synthVolume } from "../scripts/synth.ts";
+import { CHANNEL_STYLES, synthVolume } from "../scripts/synth.ts";
 import { machineFacts, revision } from "./machine.ts";
+import { type Sample, SampleVolumes, type VolumeLayout } from "./sample_volumes.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DATA = join(ROOT, "data", "bench-gpu");
@@ -42,16 +43,16 @@ const ROUNDS = Number(args.rounds);
 const SEED = Number(args.seed);
 
 /** Layout of the volumes. */
-const LAYOUT = {
+const LAYOUT: VolumeLayout = {
   version: 1,
   volumes: 4,
-  shape: [512, 512, 512] as [number, number, number],
+  shape: [512, 512, 512],
   shards: [256, 256, 256],
   chunks: [64, 64, 64],
   zstdLevel: 3,
   seed: 4242,
 };
-const SAMPLE = [128, 128, 128];
+const SAMPLE: [number, number, number] = [128, 128, 128];
 const PER_BATCH = 16;
 const SAMPLE_BYTES = SAMPLE.reduce((a, b) => a * b, 1) * 4; // float32
 
@@ -68,62 +69,17 @@ try {
   Deno.exit(1);
 }
 
-function volumePath(i: number): string {
-  return join(DATA, `volume-${i}.zarr`);
-}
+const volumes = new SampleVolumes(DATA, LAYOUT, SAMPLE);
+const request = (s: Sample) => volumes.request(s);
 
-async function ensureVolumes(): Promise<void> {
-  const marker = join(DATA, "volumes.complete");
-  const text = JSON.stringify(LAYOUT);
-  if (await Deno.readTextFile(marker).then((t) => t === text, () => false)) return;
-  const { createArray } = await import("../mod.ts");
-  await Deno.remove(marker).catch(() => {});
-  await Deno.mkdir(DATA, { recursive: true });
-  const [nz, ny, nx] = LAYOUT.shape;
-  for (let i = 0; i < LAYOUT.volumes; i++) {
-    console.error(`writing ${volumePath(i)} (${LAYOUT.shape.join("×")} uint16) …`);
-    using writer = await createArray(volumePath(i), {
-      shape: LAYOUT.shape,
-      dtype: "uint16",
-      chunks: LAYOUT.chunks,
-      shards: LAYOUT.shards,
-      zstdLevel: LAYOUT.zstdLevel,
-      dimensionNames: ["z", "y", "x"],
-      overwrite: true,
-    });
-    // One shard-deep slab at a time keeps memory at a quarter volume.
-    for (let z = 0; z < nz; z += LAYOUT.shards[0]) {
-      const depth = Math.min(LAYOUT.shards[0], nz - z);
-      const slab: [number, number, number] = [depth, ny, nx];
-      const style = {
-        ...CHANNEL_STYLES[0],
-        count: Math.round(CHANNEL_STYLES[0].count * depth / 32),
-      };
-      const data = synthVolume(slab, style, LAYOUT.seed + i * 1000 + z);
-      await writer.write(data, [z, 0, 0], slab);
-    }
-  }
-  await Deno.writeTextFile(marker, text);
-}
-
-/** One sample: volume index and corner (z, y, x); wholly inside the volume. */
-type Sample = [number, [number, number, number]];
-
-function makeBatches(): Sample[][] {
-  const random = rng(SEED);
-  const pick = (n: number) => Math.floor(random() * n);
-  return Array.from({ length: BATCHES }, () =>
-    Array.from({ length: PER_BATCH }, () => {
-      const corner = LAYOUT.shape.map((n, d) => pick(n - SAMPLE[d] + 1));
-      return [pick(LAYOUT.volumes), corner as [number, number, number]] as Sample;
-    }));
-}
-
-function request([v, [z, y, x]]: Sample) {
-  return {
-    uri: volumePath(v),
-    box: { z: [z, z + SAMPLE[0]], y: [y, y + SAMPLE[1]], x: [x, x + SAMPLE[2]] },
-  } as const;
+/** Planes `z..z+depth` of volume `i`, synthesized slab by slab (a quarter volume at a time). */
+function slab(i: number, z: number, depth: number): Uint16Array<ArrayBuffer> {
+  const [, ny, nx] = LAYOUT.shape;
+  const style = {
+    ...CHANNEL_STYLES[0],
+    count: Math.round(CHANNEL_STYLES[0].count * depth / 32),
+  };
+  return synthVolume([depth, ny, nx], style, LAYOUT.seed + i * 1000 + z);
 }
 
 interface Round {
@@ -175,8 +131,8 @@ const median = (v: number[]) => {
 
 // ---------------------------------------------------------------------------
 
-await ensureVolumes();
-const batches = makeBatches();
+await volumes.ensure(slab);
+const batches = volumes.batches(SEED, BATCHES, PER_BATCH);
 await check(batches);
 console.error(`timing ${BATCHES} batches on cuda (${ROUNDS} rounds), ${CPU_BATCHES} on the CPU …`);
 const gpuRounds: Round[] = [];

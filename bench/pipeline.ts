@@ -19,8 +19,9 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ensureNativeLibrary } from "../scripts/build.ts";
 import { ensurePythonEnv } from "../scripts/python_env.ts";
-import { CHANNEL_STYLES, rng, synthVolume } from "../scripts/synth.ts";
+import { CHANNEL_STYLES, synthVolume } from "../scripts/synth.ts";
 import { cpuTicks, machineFacts, otherShare, revision } from "./machine.ts";
+import { type Sample, SampleVolumes, type VolumeLayout } from "./sample_volumes.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DATA = join(ROOT, "data", "bench-pipeline");
@@ -43,55 +44,34 @@ const ROUNDS = Number(args.rounds ?? (QUICK ? 1 : 3));
 const SEED = Number(args.seed);
 
 /** Layout of the volumes. */
-const LAYOUT = {
+const LAYOUT: VolumeLayout = {
   version: 1,
   volumes: 4,
-  shape: [256, 512, 512] as [number, number, number],
+  shape: [256, 512, 512],
   shards: [128, 256, 256],
   chunks: [64, 64, 64],
   zstdLevel: 3,
   seed: 777,
 };
-const SAMPLE = [128, 128, 128];
+const SAMPLE: [number, number, number] = [128, 128, 128];
 const PER_BATCH = 16;
 const OUT_BYTES = 4; // float32
 const SAMPLE_BYTES = SAMPLE.reduce((a, b) => a * b, 1) * OUT_BYTES;
 
-function volumePath(i: number): string {
-  return join(DATA, `volume-${i}.zarr`);
-}
+const volumes = new SampleVolumes(DATA, LAYOUT, SAMPLE);
+const request = (s: Sample) => volumes.request(s);
 
-async function ensureVolumes(): Promise<void> {
-  const marker = join(DATA, "volumes.complete");
-  const text = JSON.stringify(LAYOUT);
-  if (await Deno.readTextFile(marker).then((t) => t === text, () => false)) return;
-  const { createArray } = await import("../mod.ts");
-  await Deno.remove(marker).catch(() => {});
-  await Deno.mkdir(DATA, { recursive: true });
+/** Volume `i`, synthesized whole (kept while its slabs are written). */
+let synthesized: [number, Uint16Array<ArrayBuffer>] | undefined;
+
+/** Planes `z..z+depth` of volume `i`. */
+function slab(i: number, z: number, depth: number): Uint16Array<ArrayBuffer> {
   const [nz, ny, nx] = LAYOUT.shape;
-  for (let i = 0; i < LAYOUT.volumes; i++) {
-    console.error(`writing ${volumePath(i)} (${LAYOUT.shape.join("×")} uint16) …`);
+  if (synthesized?.[0] !== i) {
     const style = { ...CHANNEL_STYLES[0], count: Math.round(CHANNEL_STYLES[0].count * nz / 32) };
-    const volume = synthVolume(LAYOUT.shape, style, LAYOUT.seed + i);
-    using writer = await createArray(volumePath(i), {
-      shape: LAYOUT.shape,
-      dtype: "uint16",
-      chunks: LAYOUT.chunks,
-      shards: LAYOUT.shards,
-      zstdLevel: LAYOUT.zstdLevel,
-      dimensionNames: ["z", "y", "x"],
-      overwrite: true,
-    });
-    for (let z = 0; z < nz; z += LAYOUT.shards[0]) {
-      const depth = Math.min(LAYOUT.shards[0], nz - z);
-      await writer.write(volume.subarray(z * ny * nx, (z + depth) * ny * nx), [z, 0, 0], [
-        depth,
-        ny,
-        nx,
-      ]);
-    }
+    synthesized = [i, synthVolume(LAYOUT.shape, style, LAYOUT.seed + i)];
   }
-  await Deno.writeTextFile(marker, text);
+  return synthesized[1].subarray(z * ny * nx, (z + depth) * ny * nx);
 }
 
 async function ensureLimits(): Promise<void> {
@@ -104,19 +84,6 @@ async function ensureLimits(): Promise<void> {
     stderr: "inherit",
   }).spawn().status;
   if (!status.success) throw new Error(`cargo build in ${NATIVE} failed`);
-}
-
-/** One sample: volume index and corner (z, y, x); wholly inside the volume. */
-type Sample = [number, [number, number, number]];
-
-function makeBatches(): Sample[][] {
-  const random = rng(SEED);
-  const pick = (n: number) => Math.floor(random() * n);
-  return Array.from({ length: BATCHES }, () =>
-    Array.from({ length: PER_BATCH }, () => {
-      const corner = LAYOUT.shape.map((n, d) => pick(n - SAMPLE[d] + 1));
-      return [pick(LAYOUT.volumes), corner as [number, number, number]] as Sample;
-    }));
 }
 
 /** Inner chunks a sample touches, as "volume:z,y,x" keys. */
@@ -192,13 +159,6 @@ async function tesseraRound(batches: Sample[][]): Promise<TesseraRound> {
   return { wallMs: performance.now() - started, batchMs, stats: pipe.stats() };
 }
 
-function request([v, [z, y, x]]: Sample) {
-  return {
-    uri: volumePath(v),
-    box: { z: [z, z + SAMPLE[0]], y: [y, y + SAMPLE[1]], x: [x, x + SAMPLE[2]] },
-  } as const;
-}
-
 /** One run of bench/pipeline_tensorstore.py: an untimed check batch, then `rounds` timed rounds. */
 async function runTensorstore(python: string, batches: Sample[][], rounds: number) {
   const dir = await Deno.makeTempDir({ prefix: "tessera-bench-pipeline-" });
@@ -206,7 +166,7 @@ async function runTensorstore(python: string, batches: Sample[][], rounds: numbe
   await Deno.writeTextFile(
     cases,
     JSON.stringify({
-      stores: Array.from({ length: LAYOUT.volumes }, (_, i) => volumePath(i)),
+      stores: Array.from({ length: LAYOUT.volumes }, (_, i) => volumes.path(i)),
       sample: SAMPLE,
       rounds,
       batches,
@@ -252,7 +212,7 @@ class LimitPeer {
     const stores: Record<string, string> = {};
     const cases: Record<string, { reads: [number, number][][] }> = {};
     for (let v = 0; v < LAYOUT.volumes; v++) {
-      stores[`v${v}`] = volumePath(v);
+      stores[`v${v}`] = volumes.path(v);
       cases[`s${v}`] = { reads: [] };
     }
     for (const [v, corner] of batches.flat()) {
@@ -298,9 +258,10 @@ const median = (v: number[]) => {
 
 await ensureNativeLibrary();
 const python = await ensurePythonEnv();
-await ensureVolumes();
+await volumes.ensure(slab);
+synthesized = undefined; // the last volume, no longer needed
 await ensureLimits();
-const batches = makeBatches();
+const batches = volumes.batches(SEED, BATCHES, PER_BATCH);
 const samples = BATCHES * PER_BATCH;
 const perSampleChunks = batches.flat().reduce((n, s) => n + chunksOf(s).length, 0);
 const distinctChunks = batches.reduce((n, b) => n + new Set(b.flatMap(chunksOf)).size, 0);
