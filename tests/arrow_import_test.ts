@@ -6,8 +6,9 @@
  */
 
 import assert from "node:assert/strict";
-import { DtypeMismatch, fromArrowC, InvalidArgument, type TensorView } from "../mod.ts";
+import { DtypeMismatch, fromArrowC, InvalidArgument } from "../mod.ts";
 import { embeddedPython } from "./embedded_python.ts";
+import { valuesOf } from "./helpers.ts";
 
 /** Room for one ArrowSchema (72 bytes) and one ArrowArray (80 bytes). */
 function structs() {
@@ -15,19 +16,6 @@ function structs() {
   const array = new BigUint64Array(10);
   const addr = (b: BigUint64Array) => Deno.UnsafePointer.value(Deno.UnsafePointer.of(b));
   return { schema, array, s: addr(schema), a: addr(array) };
-}
-
-function values(view: TensorView): number[] {
-  const out: number[] = [];
-  const index = view.shape.map(() => 0);
-  for (let k = 0; k < view.size; k++) {
-    out.push(Number(view.at(...index)));
-    for (let d = view.shape.length - 1; d >= 0; d--) {
-      if (++index[d] < view.shape[d]) break;
-      index[d] = 0;
-    }
-  }
-  return out;
 }
 
 Deno.test("fromArrowC: pyarrow fixed-shape tensors, zero copy, released with the view", async () => {
@@ -47,7 +35,7 @@ addr = arr.storage.values.buffers()[1].address
   assert.equal(view.layout, "NCYX");
   assert.equal(view.dtype, "uint16");
   assert.equal(String(view.address), py.eval("addr"), "zero copy");
-  assert.deepEqual(values(view), JSON.parse(py.eval("json.dumps(flat.tolist())")));
+  assert.deepEqual(valuesOf(view), JSON.parse(py.eval("json.dumps(flat.tolist())")));
   view[Symbol.dispose]();
 
   py.exec(`
@@ -61,7 +49,7 @@ arr = pa.ExtensionArray.from_storage(t, pa.FixedSizeListArray.from_arrays(pa.arr
   // logical axis i is physical axis permutation[i]: physical (y, x) seen as (x, y)
   assert.equal(permuted.layout, "XY");
   assert.deepEqual(permuted.shape, [3, 2]);
-  assert.deepEqual(values(permuted), [-3, 0, -2, 1, -1, 2]);
+  assert.deepEqual(valuesOf(permuted), [-3, 0, -2, 1, -1, 2]);
 
   const strings = structs();
   py.exec(`pa.array(["a", "b"])._export_to_c(${strings.a}, ${strings.s})`);
@@ -88,7 +76,7 @@ rgba_addr, lum_addr = im.values.buffers()[1].address, lum.buffers()[1].address
   assert.equal(view.layout, "YXC");
   assert.deepEqual(bands, ["R", "G", "B", "A"]);
   assert.equal(String(view.address), py.eval("rgba_addr"), "zero copy");
-  assert.deepEqual(values(view), JSON.parse(py.eval("json.dumps(rgba.ravel().tolist())")));
+  assert.deepEqual(valuesOf(view), JSON.parse(py.eval("json.dumps(rgba.ravel().tolist())")));
   using green = view.select({ c: 1 });
   view[Symbol.dispose]();
   const l = structs();
@@ -96,7 +84,7 @@ rgba_addr, lum_addr = im.values.buffers()[1].address, lum.buffers()[1].address
   using flat = fromArrowC(l.s, l.a, { shape: [5, 7] }).view;
   assert.equal(flat.layout, "YX");
   assert.equal(String(flat.address), py.eval("lum_addr"), "zero copy");
-  assert.deepEqual(values(flat), values(green));
+  assert.deepEqual(valuesOf(flat), valuesOf(green));
   const bad = structs();
   py.exec(`pa.array(Image.fromarray(rgba, "RGBA"))._export_to_c(${bad.a}, ${bad.s})`);
   assert.throws(() => fromArrowC(bad.s, bad.a, { shape: [6, 7] }), InvalidArgument);

@@ -11,7 +11,7 @@ import { tableToIPC } from "apache-arrow";
 import { open, type TensorView, writeOmeZarr } from "../mod.ts";
 import { ensurePythonEnv } from "../scripts/python_env.ts";
 import { embeddedPython } from "./embedded_python.ts";
-import { tempDir } from "./helpers.ts";
+import { tempDir, valuesOf } from "./helpers.ts";
 
 async function image() {
   const dir = await tempDir("tessera-arrow-");
@@ -42,20 +42,6 @@ def to_logical(a):
     return phys.transpose([0] + [p + 1 for p in perm])
 `;
 const LOGICAL = "to_logical";
-
-/** Logical C-order values of a view. */
-function valuesOf(view: TensorView): number[] {
-  const out: number[] = [];
-  const index = view.shape.map(() => 0);
-  for (let k = 0; k < view.size; k++) {
-    out.push(Number(view.at(...index)));
-    for (let d = view.shape.length - 1; d >= 0; d--) {
-      if (++index[d] < view.shape[d]) break;
-      index[d] = 0;
-    }
-  }
-  return out;
-}
 
 Deno.test("toArrow: a fixed-shape-tensor column over the view's memory", async () => {
   using img = await image();

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensurePythonEnv } from "../scripts/python_env.ts";
-import type { AxisSelection, DType } from "../mod.ts";
+import type { AxisSelection, DType, TensorView } from "../mod.ts";
 
 /** Repository root. */
 export const ROOT: string = fileURLToPath(new URL("..", import.meta.url));
@@ -710,4 +710,18 @@ export function cellShape(meta: CaseMeta): number[] {
 /** Axis names tessera should report for a case. */
 export function expectedAxes(meta: CaseMeta): string[] {
   return meta.shape.map((_, i) => (meta.dimension_names?.[i] ?? `d${i}`).toLowerCase());
+}
+
+/** The view's elements in C order of its shape, as plain numbers (read with `at`). */
+export function valuesOf(view: TensorView): number[] {
+  const out: number[] = [];
+  const index = view.shape.map(() => 0);
+  for (let k = 0; k < view.size; k++) {
+    out.push(Number(view.at(...index)));
+    for (let d = view.shape.length - 1; d >= 0; d--) {
+      if (++index[d] < view.shape[d]) break;
+      index[d] = 0;
+    }
+  }
+  return out;
 }

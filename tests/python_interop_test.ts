@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { open, type TensorView, writeOmeZarr } from "../mod.ts";
 import { embeddedPython as python } from "./embedded_python.ts";
-import { tempDir } from "./helpers.ts";
+import { tempDir, valuesOf } from "./helpers.ts";
 
 async function sample(): Promise<string> {
   const dir = await tempDir("tessera-py-");
@@ -22,21 +22,6 @@ async function sample(): Promise<string> {
     shards: [1, 2, 4, 4],
   });
   return path;
-}
-
-/** The view's elements in C order of its shape, as plain numbers. */
-function valuesOf(view: TensorView): number[] {
-  const out: number[] = [];
-  const index = view.shape.map(() => 0);
-  const n = view.shape.reduce((a, b) => a * b, 1);
-  for (let k = 0; k < n; k++) {
-    out.push(Number(view.at(...index)));
-    for (let d = view.shape.length - 1; d >= 0; d--) {
-      if (++index[d] < view.shape[d]) break;
-      index[d] = 0;
-    }
-  }
-  return out;
 }
 
 Deno.test("numpy.from_dlpack sees tessera's memory: same address, same values, after the view is gone", async (t) => {
