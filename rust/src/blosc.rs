@@ -732,7 +732,7 @@ fn transpose_bytes(w: &mut [u64; 8]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Frames written by c-blosc 1.21 (through numcodecs) and the bytes
@@ -969,11 +969,11 @@ mod tests {
     }
 
     /// An internal codec's compressor for [`write_frame`].
-    type Compress<'a> = &'a dyn Fn(&[u8]) -> Option<Vec<u8>>;
+    pub(crate) type Compress<'a> = &'a dyn Fn(&[u8]) -> Option<Vec<u8>>;
 
     /// Writes a Blosc frame the way c-blosc lays it out, with `compress`
     /// as the internal codec (returning `None` when it cannot compress).
-    fn write_frame(
+    pub(crate) fn write_frame(
         data: &[u8],
         typesize: usize,
         blocksize: usize,

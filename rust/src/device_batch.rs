@@ -613,53 +613,29 @@ mod tests {
     /// (split streams, stored streams where compression does not pay, a
     /// memcpyed frame where the whole frame would grow).
     fn blosc_frame(data: &[u8], typesize: usize, shuffle: bool, codec: u8) -> Vec<u8> {
-        let blocksize = 1024.min(data.len());
-        let flags = u8::from(shuffle) | (codec << 5);
-        let nblocks = data.len().div_ceil(blocksize);
-        let mut frame = vec![2, 1, flags, typesize as u8];
-        frame.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&(blocksize as u32).to_le_bytes());
-        frame.extend_from_slice(&[0; 4]);
-        frame.resize(16 + 4 * nblocks, 0);
-        for (index, block) in data.chunks(blocksize).enumerate() {
-            let start = frame.len() as u32;
-            frame[16 + 4 * index..][..4].copy_from_slice(&start.to_le_bytes());
-            let filtered = if shuffle && typesize > 1 {
-                let count = block.len() / typesize;
-                let mut out = block.to_vec();
-                for i in 0..count {
-                    for j in 0..typesize {
-                        out[j * count + i] = block[i * typesize + j];
-                    }
-                }
-                out
+        let compress = |stream: &[u8]| {
+            Some(if codec == 4 {
+                zstd::bulk::compress(stream, 1).unwrap()
             } else {
-                block.to_vec()
-            };
-            let split = typesize <= 16 && blocksize / typesize >= 128 && block.len() == blocksize;
-            let nstreams = if split { typesize } else { 1 };
-            for stream in filtered.chunks(block.len() / nstreams) {
-                let packed = if codec == 4 {
-                    zstd::bulk::compress(stream, 1).unwrap()
-                } else {
-                    lz4_flex::block::compress(stream)
-                };
-                let stored = if packed.len() < stream.len() {
-                    &packed[..]
-                } else {
-                    stream
-                };
-                frame.extend_from_slice(&(stored.len() as u32).to_le_bytes());
-                frame.extend_from_slice(stored);
-            }
-        }
+                lz4_flex::block::compress(stream)
+            })
+        };
+        let filter = if shuffle {
+            crate::blosc::FLAG_SHUFFLE
+        } else {
+            0
+        };
+        let blocksize = 1024.min(data.len());
+        let mut frame = crate::blosc::tests::write_frame(
+            data, typesize, blocksize, filter, false, codec, &compress,
+        );
         if frame.len() > data.len() + 16 {
             frame.truncate(16);
             frame[2] |= 0x02;
             frame.extend_from_slice(data);
+            let cbytes = frame.len() as u32;
+            frame[12..16].copy_from_slice(&cbytes.to_le_bytes());
         }
-        let cbytes = frame.len() as u32;
-        frame[12..16].copy_from_slice(&cbytes.to_le_bytes());
         frame
     }
 
